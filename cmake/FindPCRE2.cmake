@@ -1,0 +1,11 @@
+# Finds PCRE2 (8-bit code units) through pkg-config; defines the imported target PCRE2::PCRE2.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
+endif()
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(PCRE2 REQUIRED_VARS PC_PCRE2_FOUND VERSION_VAR PC_PCRE2_VERSION)
+if(PCRE2_FOUND AND NOT TARGET PCRE2::PCRE2)
+  add_library(PCRE2::PCRE2 INTERFACE IMPORTED)
+  target_link_libraries(PCRE2::PCRE2 INTERFACE PkgConfig::PC_PCRE2)
+endif()

@@ -1,0 +1,11 @@
+# Finds utf8proc (Unicode normalisation, NFC) through pkg-config; defines utf8proc::utf8proc.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
+endif()
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(utf8proc REQUIRED_VARS PC_UTF8PROC_FOUND VERSION_VAR PC_UTF8PROC_VERSION)
+if(utf8proc_FOUND AND NOT TARGET utf8proc::utf8proc)
+  add_library(utf8proc::utf8proc INTERFACE IMPORTED)
+  target_link_libraries(utf8proc::utf8proc INTERFACE PkgConfig::PC_UTF8PROC)
+endif()

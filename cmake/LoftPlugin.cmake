@@ -1,0 +1,66 @@
+# loft_add_plugin(<target> MANIFEST <plugin.toml> SOURCES <...> [OUTPUT_DIR <dir>] [LINK <libs...>])
+#
+# Builds a loft plugin: a MODULE library with hidden visibility and no undefined symbols, linked to the SDK and
+# LibTorch, with its plugin.toml copied beside the .so. The manifest's `library` key names the file
+# (lib<target>.so). Installed with the SDK as part of the `loft` CMake package, so out-of-tree plugins use it too.
+function(loft_add_plugin target)
+  cmake_parse_arguments(ARG "" "MANIFEST;OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
+  if(NOT ARG_MANIFEST OR NOT ARG_SOURCES)
+    message(FATAL_ERROR "loft_add_plugin(${target}): MANIFEST and SOURCES are required")
+  endif()
+  get_filename_component(_manifest "${ARG_MANIFEST}" ABSOLUTE)
+  file(READ "${_manifest}" _text)
+  string(REGEX MATCH "(^|\n)kind *= *\"([a-z0-9_]+)\"" _ "${_text}")
+  set(_kind "${CMAKE_MATCH_2}")
+  string(REGEX MATCH "(^|\n)name *= *\"([a-z0-9_]+)\"" _ "${_text}")
+  set(_name "${CMAKE_MATCH_2}")
+  if(NOT _kind OR NOT _name)
+    message(FATAL_ERROR "loft_add_plugin(${target}): ${_manifest} needs top-level `kind` and `name`")
+  endif()
+  if(ARG_OUTPUT_DIR)
+    set(_dir "${ARG_OUTPUT_DIR}/${_kind}/${_name}")
+  elseif(DEFINED LOFT_PLUGIN_OUTPUT_DIR)
+    set(_dir "${LOFT_PLUGIN_OUTPUT_DIR}/${_kind}/${_name}")
+  else()
+    set(_dir "${CMAKE_CURRENT_BINARY_DIR}/plugin/${_kind}/${_name}")
+  endif()
+
+  add_library(${target} MODULE ${ARG_SOURCES})
+  loft_fmt_include_override(_override)
+  target_include_directories(${target} BEFORE PRIVATE "${_override}")
+  if(TARGET loft_sdk)
+    target_link_libraries(${target} PRIVATE loft_sdk torch ${ARG_LINK})
+  else()
+    target_link_libraries(${target} PRIVATE loft::sdk torch ${ARG_LINK})
+  endif()
+  set_target_properties(${target} PROPERTIES
+    PREFIX "lib" OUTPUT_NAME "${target}"
+    LIBRARY_OUTPUT_DIRECTORY "${_dir}"
+    CXX_VISIBILITY_PRESET hidden CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  target_link_options(${target} PRIVATE "LINKER:-z,defs")
+  if(COMMAND loft_target_warnings)
+    loft_target_warnings(${target})
+  endif()
+  # The manifest travels beside the library; `library` in it must name this file.
+  add_custom_command(TARGET ${target} POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -E copy_if_different "${_manifest}" "${_dir}/plugin.toml"
+    COMMENT "loft plugin ${_kind}/${_name}")
+  set_property(TARGET ${target} PROPERTY LOFT_PLUGIN_DIR "${_dir}")
+endfunction()
+
+# LibTorch ships its own fmt (v12) headers in its include folder, which would shadow the system fmt that spdlog and
+# libfmt.so were built with. A folder of links to the system fmt and spdlog headers, put first on the include path,
+# makes every loft target (and every plugin) see one fmt. Returns the folder in `out_var`.
+function(loft_fmt_include_override out_var)
+  set(_dir "${CMAKE_BINARY_DIR}/loft-include-override")
+  foreach(_lib fmt spdlog)
+    if(NOT EXISTS "${_dir}/${_lib}")
+      find_path(_loft_${_lib}_root NAMES ${_lib}/format.h ${_lib}/spdlog.h PATHS /usr/include /usr/local/include NO_DEFAULT_PATH)
+      if(_loft_${_lib}_root)
+        file(MAKE_DIRECTORY "${_dir}")
+        file(CREATE_LINK "${_loft_${_lib}_root}/${_lib}" "${_dir}/${_lib}" SYMBOLIC)
+      endif()
+    endif()
+  endforeach()
+  set(${out_var} "${_dir}" PARENT_SCOPE)
+endfunction()

@@ -1,0 +1,186 @@
+// Subcommands of `loft`: option parsing (Boost.Program_options) and the glue between recipe, registry and run.
+#include "commands.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "loft/framework/host.h"
+#include "loft/framework/plugin_registry.h"
+#include "loft/framework/recipe.h"
+#include "loft/framework/run.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace loft::cli {
+
+namespace {
+
+struct Common {
+  std::vector<std::string> plugin_paths;
+  std::string log_level = "info";
+  std::vector<std::string> positional;
+  bool help = false;
+};
+
+po::options_description common_options(Common& c) {
+  po::options_description d("options");
+  d.add_options()("help,h", po::bool_switch(&c.help), "describe this command")(
+      "plugin-path", po::value(&c.plugin_paths)->composing(),
+      "also look for plugins below this folder (repeatable; searched before $LOFT_PLUGIN_PATH and the built-in folder)")(
+      "log-level", po::value(&c.log_level)->default_value("info"), "trace, debug, info, warn or error");
+  return d;
+}
+
+// Parses argv for one command; returns false (after printing why) on a usage error.
+bool parse(const std::vector<std::string>& args, po::options_description& visible, Common& c, const char* usage) {
+  po::options_description all;
+  all.add(visible);
+  all.add_options()("args", po::value(&c.positional)->composing(), "");
+  po::positional_options_description pos;
+  pos.add("args", -1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "loft: %s\nusage: %s\n", e.what(), usage);
+    return false;
+  }
+  if (c.help) {
+    std::cout << "usage: " << usage << "\n\n" << visible << "\n";
+  }
+  setup_logging(c.log_level);
+  return true;
+}
+
+std::vector<fs::path> to_paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+bool is_override(const std::string& arg) { return arg.find('=') != std::string::npos; }
+
+// Parses a recipe and applies overrides; prints errors. Returns false on error.
+bool load_recipe(const std::string& file, const std::vector<std::string>& overrides, const PluginRegistry& registry,
+                 ResolvedRecipe* resolved) {
+  auto recipe = parse_recipe_file(file);
+  if (!recipe.ok()) {
+    std::fprintf(stderr, "%s\n", recipe.status().message().c_str());
+    return false;
+  }
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    if (auto st = apply_override(recipe.value(), overrides[i], static_cast<int>(i + 1)); !st.ok()) {
+      std::fprintf(stderr, "loft: %s\n", st.message().c_str());
+      return false;
+    }
+  }
+  auto diags = validate_recipe(recipe.value(), registry, resolved);
+  for (const auto& d : diags) std::fprintf(stderr, "%s\n", d.str().c_str());
+  if (!diags.empty()) {
+    std::fprintf(stderr, "%s: %zu error%s\n", file.c_str(), diags.size(), diags.size() == 1 ? "" : "s");
+  }
+  return diags.empty();
+}
+
+std::string describe_spec(const OptionSpec& s) {
+  std::string out = fmt::format("  {:<16} {:<12}", s.name, option_type_name(s.type));
+  out += s.default_value ? fmt::format(" default {}", format_option_value(*s.default_value)) : std::string(" required");
+  if (s.min) out += fmt::format(", >= {}", *s.min);
+  if (s.max) out += fmt::format(", <= {}", *s.max);
+  if (!s.choices.empty()) out += fmt::format(", one of {}", fmt::join(s.choices, "|"));
+  if (!s.doc.empty()) out += "\n      " + s.doc;
+  return out;
+}
+
+}  // namespace
+
+int cmd_validate(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  const char* usage = "loft validate RECIPE... [section.key=value ...] [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  std::vector<std::string> recipes, overrides;
+  for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
+  if (recipes.empty()) {
+    std::fprintf(stderr, "loft validate: name at least one recipe\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  int failed = 0;
+  for (const auto& r : recipes) {
+    ResolvedRecipe resolved;
+    if (load_recipe(r, overrides, registry, &resolved)) {
+      std::printf("%s: ok\n", r.c_str());
+    } else {
+      ++failed;
+    }
+  }
+  return failed ? kExitUsage : kExitOk;
+}
+
+int cmd_plugins(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  const char* usage = "loft plugins list | describe KIND/NAME [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  PluginRegistry registry;
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  const std::string action = c.positional.empty() ? "list" : c.positional[0];
+  if (action == "list" && c.positional.size() <= 1) {
+    std::printf("%-10s %-20s %-8s %s\n", "KIND", "NAME", "VERSION", "SUMMARY");
+    for (const char* kind : kPluginKinds) {
+      for (const auto& m : registry.plugins()) {
+        if (m.kind == kind) std::printf("%-10s %-20s %-8s %s\n", m.kind.c_str(), m.name.c_str(), m.version.c_str(), m.summary.c_str());
+      }
+    }
+    for (const auto& p : registry.problems()) std::fprintf(stderr, "warning: %s\n", p.c_str());
+    return kExitOk;
+  }
+  if (action == "describe" && c.positional.size() == 2) {
+    const std::string& what = c.positional[1];
+    std::vector<const PluginManifest*> matches;
+    for (const auto& m : registry.plugins()) {
+      if (m.qualified_name() == what || m.name == what) matches.push_back(&m);
+    }
+    if (matches.size() != 1) {
+      std::fprintf(stderr, "loft plugins describe: %s '%s'; write it as KIND/NAME, see `loft plugins list`\n",
+                   matches.empty() ? "no plugin named" : "more than one plugin named", what.c_str());
+      return kExitUsage;
+    }
+    const PluginManifest& m = *matches[0];
+    std::printf("%s %s (SDK ABI %u)\n%s\nmanifest: %s\nlibrary:  %s\noptions:\n", m.qualified_name().c_str(),
+                m.version.c_str(), m.sdk_abi, m.summary.c_str(), m.manifest_path.c_str(), m.library_path.c_str());
+    if (m.options.empty()) std::printf("  (none)\n");
+    for (const auto& s : m.options) std::printf("%s\n", describe_spec(s).c_str());
+    return kExitOk;
+  }
+  std::fprintf(stderr, "usage: %s\n", usage);
+  return kExitUsage;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  const char* usage = "loft run RECIPE [section.key=value ...] [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  std::vector<std::string> recipes, overrides;
+  for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
+  if (recipes.size() != 1) {
+    std::fprintf(stderr, "loft run: name exactly one recipe\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  ResolvedRecipe recipe;
+  if (!load_recipe(recipes[0], overrides, registry, &recipe)) return kExitUsage;
+  return run_recipe(recipe, registry);
+}
+
+}  // namespace loft::cli

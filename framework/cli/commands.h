@@ -1,0 +1,17 @@
+// The `loft` subcommands. Each returns the process exit code: 0 ok, 1 runtime failure, 2 usage or recipe error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace loft::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+int cmd_validate(const std::vector<std::string>& args);
+int cmd_plugins(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
+
+}  // namespace loft::cli

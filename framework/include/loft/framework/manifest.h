@@ -1,0 +1,33 @@
+// Plugin manifests (plugin.toml beside each plugin library): read without loading any plugin code.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "loft/options.h"
+#include "loft/status.h"
+
+namespace loft {
+
+// The plugin kinds loft knows, in the order recipes list them.
+inline constexpr const char* kPluginKinds[] = {"quantizer", "peft", "offload", "dataset"};
+bool is_plugin_kind(const std::string& kind);
+
+struct PluginManifest {
+  std::string kind;      // "quantizer"
+  std::string name;      // "int8"
+  std::string version;   // "0.1.0"
+  uint32_t sdk_abi = 0;  // LOFT_SDK_ABI_VERSION it was built for
+  std::string summary;
+  std::filesystem::path manifest_path;
+  std::filesystem::path library_path;  // absolute: the manifest's folder / `library`
+  OptionSchema options;
+
+  std::string qualified_name() const { return kind + "/" + name; }
+};
+
+// Parses and checks one plugin.toml. Errors name the file, line and key.
+StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_path);
+
+}  // namespace loft

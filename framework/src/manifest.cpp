@@ -1,0 +1,117 @@
+// plugin.toml parsing: identity, library file and the declared option schema.
+#include "loft/framework/manifest.h"
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+
+#include "toml_values.h"
+
+namespace loft {
+
+bool is_plugin_kind(const std::string& kind) {
+  for (const char* k : kPluginKinds) {
+    if (kind == k) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::string where(const std::filesystem::path& file, const toml::source_region& src) {
+  return fmt::format("{}:{}", file.string(), src.begin.line);
+}
+
+StatusOr<OptionType> parse_type(const std::string& text) {
+  for (auto t : {OptionType::kBool, OptionType::kInt, OptionType::kFloat, OptionType::kString, OptionType::kStringList}) {
+    if (text == option_type_name(t)) return t;
+  }
+  return Status::InvalidArgument("unknown option type '" + text + "' (use bool, int, float, string or string_list)");
+}
+
+StatusOr<OptionSpec> parse_option(const std::filesystem::path& file, const std::string& name, const toml::table& t) {
+  OptionSpec spec;
+  spec.name = name;
+  auto fail = [&](const toml::node& n, const std::string& what) {
+    return Status::InvalidArgument(fmt::format("{}: option '{}': {}", where(file, n.source()), name, what));
+  };
+  static const char* kKeys[] = {"type", "default", "min", "max", "choices", "doc"};
+  for (const auto& [key, node] : t) {
+    bool known = false;
+    for (const char* k : kKeys) known = known || key.str() == k;
+    if (!known) return fail(node, fmt::format("unknown field '{}' (fields: type, default, min, max, choices, doc)", key.str()));
+  }
+  const auto* type_node = t.get_as<std::string>("type");
+  if (!type_node) return fail(t, "needs `type = \"bool\"|\"int\"|\"float\"|\"string\"|\"string_list\"`");
+  auto type = parse_type(type_node->get());
+  if (!type.ok()) return fail(*type_node, type.status().message());
+  spec.type = type.value();
+  if (const auto* d = t.get("default")) {
+    auto value = option_value_from_toml(*d, spec.type);
+    if (!value.ok()) return fail(*d, "default: " + value.status().message());
+    spec.default_value = value.value();
+  }
+  for (const char* bound : {"min", "max"}) {
+    if (const auto* b = t.get(bound)) {
+      auto v = b->value<double>();
+      if (!v) return fail(*b, std::string(bound) + " must be a number");
+      (std::string(bound) == "min" ? spec.min : spec.max) = *v;
+    }
+  }
+  if (const auto* c = t.get("choices")) {
+    auto v = option_value_from_toml(*c, OptionType::kStringList);
+    if (!v.ok()) return fail(*c, "choices must be a list of strings");
+    spec.choices = std::get<std::vector<std::string>>(v.value());
+  }
+  if (const auto* doc = t.get_as<std::string>("doc")) spec.doc = doc->get();
+  return spec;
+}
+
+}  // namespace
+
+StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(manifest_path.string());
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(fmt::format("{}:{}:{}: invalid TOML: {}", manifest_path.string(),
+                                               e.source().begin.line, e.source().begin.column, e.description()));
+  }
+  PluginManifest m;
+  m.manifest_path = manifest_path;
+  auto required = [&](const char* key, std::string& out) -> Status {
+    const auto* s = root.get_as<std::string>(key);
+    if (!s) return Status::InvalidArgument(fmt::format("{}: missing string `{}`", manifest_path.string(), key));
+    out = s->get();
+    return Status::Ok();
+  };
+  std::string library;
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"kind", &m.kind}, {"name", &m.name},
+                          {"version", &m.version}, {"library", &library}}) {
+    if (auto st = required(key, *out); !st.ok()) return st;
+  }
+  if (const auto* s = root.get_as<std::string>("summary")) m.summary = s->get();
+  if (!is_plugin_kind(m.kind) && m.kind != "testing") {
+    return Status::InvalidArgument(fmt::format("{}: unknown kind '{}' (kinds: quantizer, peft, offload, dataset)",
+                                               manifest_path.string(), m.kind));
+  }
+  const auto* abi = root.get_as<int64_t>("sdk_abi");
+  if (!abi) return Status::InvalidArgument(fmt::format("{}: missing integer `sdk_abi`", manifest_path.string()));
+  m.sdk_abi = static_cast<uint32_t>(abi->get());
+  m.library_path = std::filesystem::absolute(manifest_path.parent_path() / library);
+  if (const auto* options = root.get_as<toml::table>("options")) {
+    for (const auto& [key, node] : *options) {
+      const auto* t = node.as_table();
+      if (!t) {
+        return Status::InvalidArgument(fmt::format("{}: [options.{}] must be a table", where(manifest_path, node.source()),
+                                                   key.str()));
+      }
+      auto spec = parse_option(manifest_path, std::string(key.str()), *t);
+      if (!spec.ok()) return spec.status();
+      m.options.push_back(std::move(spec).value());
+    }
+  }
+  return m;
+}
+
+}  // namespace loft

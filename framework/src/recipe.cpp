@@ -1,0 +1,345 @@
+// Recipe parsing (toml++ with source positions), command-line overrides and validation against schemas.
+#include "loft/framework/recipe.h"
+
+#include <cmath>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <toml++/toml.h>
+
+#include "loft/framework/plugin_registry.h"
+#include "suggest.h"
+#include "toml_values.h"
+
+namespace fs = std::filesystem;
+
+namespace loft {
+
+std::string SourceLocation::str() const {
+  if (line <= 0) return file;
+  return fmt::format("{}:{}:{}", file, line, column);
+}
+
+std::string Diagnostic::str() const { return where.str() + ": error: " + message; }
+
+namespace {
+
+SourceLocation locate(const std::string& file, const toml::source_region& region) {
+  return SourceLocation{file, static_cast<int>(region.begin.line), static_cast<int>(region.begin.column)};
+}
+
+Recipe recipe_from_table(const toml::table& root, const std::string& file) {
+  Recipe recipe;
+  recipe.path = file;
+  for (const auto& [section_key, section_node] : root) {
+    const std::string section_name(section_key.str());
+    const auto* table = section_node.as_table();
+    if (!table) {
+      recipe.problems.push_back({locate(file, section_node.source()),
+                                 fmt::format("top-level key '{}' must be a section like [{}]", section_name,
+                                             section_name)});
+      continue;
+    }
+    RecipeSection section;
+    section.name = section_name;
+    section.where = locate(file, section_node.source());
+    for (const auto& [key, node] : *table) {
+      const std::string name(key.str());
+      auto value = natural_option_value(node);
+      if (!value.ok()) {
+        recipe.problems.push_back({locate(file, node.source()),
+                                   fmt::format("{}.{}: {}", section_name, name, value.status().message())});
+        continue;
+      }
+      section.entries[name] = RecipeEntry{std::move(value).value(), locate(file, node.source())};
+    }
+    recipe.sections[section_name] = std::move(section);
+  }
+  return recipe;
+}
+
+std::string toml_error(const std::string& file, const toml::parse_error& e) {
+  return fmt::format("{}:{}:{}: invalid TOML: {}", file, e.source().begin.line, e.source().begin.column,
+                     e.description());
+}
+
+// The type a value was written with, in the words of OptionType.
+std::string written_type(const OptionValue& v) {
+  switch (v.index()) {
+    case 0: return "a bool";
+    case 1: return "an int";
+    case 2: return "a float";
+    case 3: return "a string";
+    default: return "a list of strings";
+  }
+}
+
+// Converts a written value to the declared type (int -> float allowed) or explains the mismatch.
+StatusOr<OptionValue> coerce(const OptionValue& v, OptionType type) {
+  switch (type) {
+    case OptionType::kBool:
+      if (std::holds_alternative<bool>(v)) return v;
+      break;
+    case OptionType::kInt:
+      if (std::holds_alternative<int64_t>(v)) return v;
+      break;
+    case OptionType::kFloat:
+      if (std::holds_alternative<double>(v)) return v;
+      if (auto* i = std::get_if<int64_t>(&v)) return OptionValue(static_cast<double>(*i));
+      break;
+    case OptionType::kString:
+      if (std::holds_alternative<std::string>(v)) return v;
+      break;
+    case OptionType::kStringList:
+      if (std::holds_alternative<std::vector<std::string>>(v)) return v;
+      break;
+  }
+  return Status::InvalidArgument(
+      fmt::format("must be {}, got {} {}", type == OptionType::kInt ? "an int" : std::string("a ") + option_type_name(type),
+                  written_type(v), format_option_value(v)));
+}
+
+// Range and choice checks; empty when fine.
+std::string check_constraints(const OptionSpec& spec, const OptionValue& v) {
+  if (auto* n = std::get_if<int64_t>(&v); n || std::holds_alternative<double>(v)) {
+    double x = n ? static_cast<double>(*n) : std::get<double>(v);
+    if (std::isnan(x)) return "must be a number, got nan";
+    if (spec.min && x < *spec.min) return fmt::format("= {} is out of range: must be >= {}", format_option_value(v), *spec.min);
+    if (spec.max && x > *spec.max) return fmt::format("= {} is out of range: must be <= {}", format_option_value(v), *spec.max);
+  }
+  if (spec.choices.empty()) return "";
+  auto check_one = [&](const std::string& s) -> std::string {
+    for (const auto& c : spec.choices) {
+      if (c == s) return "";
+    }
+    std::string list;
+    for (const auto& c : spec.choices) list += (list.empty() ? "\"" : ", \"") + c + "\"";
+    return fmt::format("= \"{}\" is not one of {}{}", s, list, did_you_mean(s, spec.choices));
+  };
+  if (auto* s = std::get_if<std::string>(&v)) return check_one(*s);
+  if (auto* list = std::get_if<std::vector<std::string>>(&v)) {
+    for (const auto& s : *list) {
+      if (auto e = check_one(s); !e.empty()) return e;
+    }
+  }
+  return "";
+}
+
+bool is_path_option(const std::string& name) {
+  auto ends_with = [&](const char* suffix) {
+    std::string s(suffix);
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  return name == "path" || ends_with("_path") || ends_with("_dir") || name == "dir";
+}
+
+// Validates one section's entries against a schema and resolves defaults.
+void check_section(const RecipeSection* section, const std::string& section_name, const OptionSchema& schema,
+                   const std::string& owner, const SourceLocation& fallback, const fs::path& base_dir,
+                   std::vector<Diagnostic>& out, std::map<std::string, OptionValue>& resolved) {
+  std::vector<std::string> known;
+  for (const auto& spec : schema) known.push_back(spec.name);
+  if (section) {
+    for (const auto& [key, entry] : section->entries) {
+      if (key == "type" && !find_option(schema, "type")) continue;  // plugin sections: checked by the caller
+      const OptionSpec* spec = find_option(schema, key);
+      if (!spec) {
+        out.push_back({entry.where, fmt::format("unknown key '{}' in [{}]{}{}", key, section_name, owner,
+                                                did_you_mean(key, known))});
+        continue;
+      }
+      auto value = coerce(entry.value, spec->type);
+      if (!value.ok()) {
+        out.push_back({entry.where, fmt::format("{}.{} {}", section_name, key, value.status().message())});
+        continue;
+      }
+      if (auto e = check_constraints(*spec, value.value()); !e.empty()) {
+        out.push_back({entry.where, fmt::format("{}.{} {}", section_name, key, e)});
+        continue;
+      }
+      resolved[key] = value.value();
+    }
+  }
+  for (const auto& spec : schema) {
+    if (resolved.count(spec.name) || (section && section->entries.count(spec.name))) continue;
+    if (spec.default_value) {
+      resolved[spec.name] = *spec.default_value;
+    } else {
+      out.push_back({section ? section->where : fallback,
+                     fmt::format("[{}] needs `{}` ({}){}", section_name, spec.name, spec.doc, owner)});
+    }
+  }
+  for (auto& [key, value] : resolved) {
+    auto* s = std::get_if<std::string>(&value);
+    if (s && !s->empty() && is_path_option(key) && fs::path(*s).is_relative()) {
+      *s = (base_dir / *s).lexically_normal().string();
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<Recipe> parse_recipe_text(std::string_view text, const std::string& source_name) {
+  try {
+    toml::table root = toml::parse(text, source_name);
+    return recipe_from_table(root, source_name);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(toml_error(source_name, e));
+  }
+}
+
+StatusOr<Recipe> parse_recipe_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return Status::NotFound(fmt::format("{}: no such recipe file", path.string()));
+  }
+  try {
+    toml::table root = toml::parse_file(path.string());
+    return recipe_from_table(root, path.string());
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(toml_error(path.string(), e));
+  }
+}
+
+Status apply_override(Recipe& recipe, const std::string& assignment, int position) {
+  const size_t eq = assignment.find('=');
+  const std::string key = assignment.substr(0, eq);
+  const size_t dot = key.find('.');
+  if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == key.size() ||
+      key.find('.', dot + 1) != std::string::npos) {
+    return Status::InvalidArgument(fmt::format(
+        "override '{}' must look like section.key=value (for example train.max_steps=50)", assignment));
+  }
+  const std::string section = key.substr(0, dot), name = key.substr(dot + 1), text = assignment.substr(eq + 1);
+  OptionValue value = text;  // a bare word (path, name) is a string
+  try {
+    toml::table t = toml::parse("v = " + text);
+    if (const auto* node = t.get("v")) {
+      auto natural = natural_option_value(*node);
+      if (!natural.ok()) return Status::InvalidArgument(fmt::format("override '{}': {}", assignment, natural.status().message()));
+      value = natural.value();
+    }
+  } catch (const toml::parse_error&) {
+  }
+  SourceLocation where{fmt::format("<command line override #{} '{}'>", position, assignment), 0, 0};
+  auto& s = recipe.sections[section];
+  if (s.name.empty()) {
+    s.name = section;
+    s.where = where;
+  }
+  s.entries[name] = RecipeEntry{std::move(value), where};
+  return Status::Ok();
+}
+
+std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegistry& registry, ResolvedRecipe* out) {
+  std::vector<Diagnostic> diags = recipe.problems;
+  const auto& schema = framework_schema();
+  const fs::path base_dir = fs::absolute(recipe.path).parent_path();
+  const SourceLocation top{recipe.path.string(), 1, 1};
+  std::vector<std::string> section_names;
+  for (const auto& [name, _] : schema) section_names.push_back(name);
+
+  ResolvedRecipe resolved;
+  resolved.path = recipe.path;
+  for (const auto& [name, section] : recipe.sections) {
+    if (!schema.count(name)) {
+      diags.push_back({section.where, fmt::format("unknown section [{}]{}", name, did_you_mean(name, section_names))});
+    }
+  }
+  for (const auto& [name, section_schema] : schema) {
+    auto it = recipe.sections.find(name);
+    const RecipeSection* section = it == recipe.sections.end() ? nullptr : &it->second;
+    std::map<std::string, OptionValue> values;
+    if (!is_plugin_section(name)) {
+      check_section(section, name, section_schema, "", top, base_dir, diags, values);
+      if (name == "budget" && section) {
+        for (const auto& [key, entry] : section->entries) {
+          auto* text = std::get_if<std::string>(&entry.value);
+          if (!text || text->empty() || !find_option(section_schema, key)) continue;
+          if (auto bytes = parse_byte_size(*text); !bytes.ok()) {
+            diags.push_back({entry.where, fmt::format("budget.{}: {}", key, bytes.status().message())});
+          }
+        }
+      }
+      resolved.sections[name] = Options(name, std::move(values));
+      continue;
+    }
+    // Plugin section: `type` picks the plugin, whose manifest declares the other keys.
+    std::string type;
+    const RecipeEntry* type_entry = section ? (section->entries.count("type") ? &section->entries.at("type") : nullptr)
+                                            : nullptr;
+    if (type_entry) {
+      if (auto* s = std::get_if<std::string>(&type_entry->value)) {
+        type = *s;
+      } else {
+        diags.push_back({type_entry->where, fmt::format("{}.type must be a string naming a {} plugin, got {}", name,
+                                                        name, written_type(type_entry->value))});
+        continue;
+      }
+    } else if (section_schema.front().default_value) {
+      type = std::get<std::string>(*section_schema.front().default_value);
+    } else {
+      auto names = registry.names(name);
+      diags.push_back({section ? section->where : top,
+                       fmt::format("[{}] needs `type` naming a {} plugin (available: {})", name, name,
+                                   fmt::format("{}", fmt::join(names, ", ")))});
+      continue;
+    }
+    const PluginManifest* manifest = registry.find(name, type);
+    if (!manifest) {
+      auto names = registry.names(name);
+      diags.push_back({type_entry ? type_entry->where : (section ? section->where : top),
+                       fmt::format("unknown {} plugin '{}'{}; available: {}", name, type, did_you_mean(type, names),
+                                   names.empty() ? std::string("none found") : fmt::format("{}", fmt::join(names, ", ")))});
+      continue;
+    }
+    check_section(section, name, manifest->options, fmt::format(" (plugin {})", manifest->qualified_name()), top,
+                  base_dir, diags, values);
+    resolved.plugin_types[name] = type;
+    resolved.sections[name] = Options(name, std::move(values));
+  }
+  std::sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.where.file, a.where.line, a.where.column) < std::tie(b.where.file, b.where.line, b.where.column);
+  });
+  if (diags.empty() && out) *out = std::move(resolved);
+  return diags;
+}
+
+std::string ResolvedRecipe::to_toml() const {
+  std::ostringstream os;
+  os << "# resolved from " << path.string() << " (defaults filled in, overrides applied)\n";
+  for (const auto& [name, options] : sections) {
+    os << "\n[" << name << "]\n";
+    if (auto it = plugin_types.find(name); it != plugin_types.end()) {
+      os << "type = " << format_option_value(it->second) << "\n";
+    }
+    for (const auto& [key, value] : options.values()) os << key << " = " << format_option_value(value) << "\n";
+  }
+  return os.str();
+}
+
+StatusOr<uint64_t> parse_byte_size(const std::string& text) {
+  size_t end = 0;
+  double number = 0;
+  try {
+    number = std::stod(text, &end);
+  } catch (const std::exception&) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a size (write e.g. \"15GiB\", \"512MiB\")", text));
+  }
+  std::string unit = text.substr(end);
+  unit.erase(0, unit.find_first_not_of(' '));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1024.0 * 1024}, {"GiB", 1024.0 * 1024 * 1024},
+      {"TiB", 1024.0 * 1024 * 1024 * 1024}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}};
+  for (const auto& [u, scale] : kUnits) {
+    if (unit == u) {
+      if (number < 0) return Status::InvalidArgument(fmt::format("'{}' is negative", text));
+      return static_cast<uint64_t>(number * scale);
+    }
+  }
+  return Status::InvalidArgument(fmt::format("'{}' has unknown unit '{}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
+                                             text, unit));
+}
+
+}  // namespace loft

@@ -1,0 +1,81 @@
+// The framework's recipe sections and their options. Plugin sections declare only `type`; the rest of their keys
+// come from the selected plugin's manifest.
+#include "loft/framework/recipe.h"
+
+namespace loft {
+
+namespace {
+
+OptionSpec opt(std::string name, OptionType type, std::optional<OptionValue> def, std::string doc,
+               std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt,
+               std::vector<std::string> choices = {}) {
+  OptionSpec s;
+  s.name = std::move(name);
+  s.type = type;
+  s.default_value = std::move(def);
+  s.doc = std::move(doc);
+  s.min = min;
+  s.max = max;
+  s.choices = std::move(choices);
+  return s;
+}
+
+using T = OptionType;
+
+std::map<std::string, OptionSchema> build_schema() {
+  std::map<std::string, OptionSchema> s;
+  s["model"] = {
+      opt("path", T::kString, std::nullopt, "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)"),
+      opt("dtype", T::kString, std::string("bf16"), "compute dtype of activations and frozen weights", {}, {},
+          {"bf16", "fp16", "fp32"}),
+      opt("device", T::kString, std::string("auto"), "where to train: auto picks cuda when present", {}, {},
+          {"auto", "cpu", "cuda"}),
+      opt("init", T::kString, std::string("pretrained"),
+          "pretrained loads the weights; random initialises them from config.json (smoke tests, benchmarks)", {}, {},
+          {"pretrained", "random"}),
+  };
+  s["train"] = {
+      opt("batch_size", T::kInt, int64_t{4}, "sequences per micro-batch", 1),
+      opt("grad_accum", T::kInt, int64_t{1}, "micro-batches per optimizer step", 1),
+      opt("lr", T::kFloat, 2e-4, "peak learning rate", 0.0),
+      opt("schedule", T::kString, std::string("cosine"), "learning-rate schedule after warmup", {}, {},
+          {"constant", "linear", "cosine"}),
+      opt("warmup_steps", T::kInt, int64_t{0}, "linear warmup steps", 0),
+      opt("max_steps", T::kInt, int64_t{-1}, "optimizer steps; -1 means `epochs` passes over the data", -1),
+      opt("epochs", T::kInt, int64_t{1}, "passes over the data when max_steps is -1", 1),
+      opt("max_grad_norm", T::kFloat, 1.0, "gradient clipping by global norm; 0 disables", 0.0),
+      opt("weight_decay", T::kFloat, 0.0, "AdamW decoupled weight decay", 0.0),
+      opt("adam_beta1", T::kFloat, 0.9, "AdamW beta1", 0.0, 1.0),
+      opt("adam_beta2", T::kFloat, 0.999, "AdamW beta2", 0.0, 1.0),
+      opt("adam_eps", T::kFloat, 1e-8, "AdamW epsilon", 0.0),
+      opt("seed", T::kInt, int64_t{42}, "seed for initialisation, data order and dropout", 0),
+      opt("log_every", T::kInt, int64_t{1}, "steps between log lines and metrics.jsonl records", 1),
+      opt("save_every", T::kInt, int64_t{0}, "steps between checkpoints; 0 saves only at the end", 0),
+  };
+  s["budget"] = {
+      opt("gpu_memory", T::kString, std::string(""), "cap on GPU memory, e.g. \"15GiB\" (empty: no cap)"),
+      opt("host_memory", T::kString, std::string(""), "cap on host memory, e.g. \"12GiB\" (empty: no cap)"),
+  };
+  s["output"] = {
+      opt("dir", T::kString, std::string("runs"), "folder that receives one sub-folder per run"),
+      opt("name", T::kString, std::string(""), "run folder name (empty: recipe name + timestamp)"),
+  };
+  s["quantizer"] = {opt("type", T::kString, std::string("none"), "quantizer plugin for frozen linear weights")};
+  s["peft"] = {opt("type", T::kString, std::nullopt, "PEFT plugin: which parameters train and how")};
+  s["offload"] = {opt("type", T::kString, std::string("none"), "offload plugin: residency and block execution")};
+  s["dataset"] = {opt("type", T::kString, std::nullopt, "dataset plugin that provides the training samples")};
+  return s;
+}
+
+}  // namespace
+
+const std::map<std::string, OptionSchema>& framework_schema() {
+  static const auto* schema = new std::map<std::string, OptionSchema>(build_schema());
+  return *schema;
+}
+
+bool is_plugin_section(const std::string& section) {
+  return section == "quantizer" || section == "peft" || section == "offload" || section == "dataset";
+}
+
+}  // namespace loft

@@ -1,0 +1,24 @@
+// What the host hands every plugin factory: device, compute dtype, seed and the log sink.
+#pragma once
+
+#include <cstdint>
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include "loft/log.h"
+
+namespace loft {
+
+// Process state belongs to the host. Plugins read it here; CUDA work launches on the current stream
+// (c10::cuda::getCurrentCUDAStream()), which the host sets. Lives as long as the run; read-only for plugins.
+class HostContext {
+ public:
+  virtual ~HostContext();
+  virtual c10::Device device() const = 0;
+  virtual c10::ScalarType compute_dtype() const = 0;  // dtype of activations and frozen weights
+  virtual uint64_t seed() const = 0;                   // the run's seed; derive per-plugin streams from it
+  virtual const LogSink& log() const = 0;
+};
+
+}  // namespace loft

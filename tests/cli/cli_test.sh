@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The loft CLI as a user drives it: exit codes (0 ok, 1 runtime, 2 usage/recipe) and what the messages say.
+set -uo pipefail
+loft=$1 here=$2 testing_plugins=$3
+failures=0
+expect() {  # expect <exit code> <regex that the output must match> -- command...
+  local want=$1 pattern=$2; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" != "$want" ] || ! grep -Eq -- "$pattern" <<<"$out"; then
+    echo "FAIL: $* -> exit $rc (want $want), output:"; echo "$out" | sed 's/^/    /'
+    echo "    expected to match: $pattern"
+    failures=$((failures + 1))
+  else
+    echo "ok: $*"
+  fi
+}
+expect 0 '^loft [0-9]+\.[0-9]+\.[0-9]+' -- "$loft" --version
+expect 0 'commands:' -- "$loft" --help
+expect 2 'usage' -- "$loft"
+expect 2 "unknown command 'trian'" -- "$loft" trian
+for cmd in run validate plugins; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
+expect 2 'unrecognised option|unrecognized option' -- "$loft" validate --bogus "$here/bad_recipe.toml"
+
+# plugins list: every built-in plugin with kind and version, from manifests.
+expect 0 'quantizer +none +0\.1\.0' -- "$loft" plugins list
+expect 0 'dataset +synthetic +0\.1\.0' -- "$loft" plugins list
+expect 0 'peft +full' -- "$loft" plugins list
+expect 0 'offload +none' -- "$loft" plugins list
+expect 0 'max_level +int +default 5, >= 1, <= 5' -- "$loft" plugins describe dataset/synthetic
+expect 2 'no plugin named' -- "$loft" plugins describe nope
+
+# validate: all three mistakes at once, each with its line.
+expect 2 'bad_recipe.toml:6:6: error: train.lr must be a float' -- "$loft" validate "$here/bad_recipe.toml"
+expect 2 "bad_recipe.toml:7:14: error: unknown key 'bacth_size' in \[train\] \(did you mean 'batch_size'\?\)" -- "$loft" validate "$here/bad_recipe.toml"
+expect 2 "bad_recipe.toml:10:8: error: unknown quantizer plugin 'int9'" -- "$loft" validate "$here/bad_recipe.toml"
+expect 2 '3 errors' -- "$loft" validate "$here/bad_recipe.toml"
+# Overrides fix them from the command line.
+expect 2 "unknown key 'bacth_size'" -- "$loft" validate "$here/bad_recipe.toml" train.lr=1e-4 quantizer.type=none
+expect 2 'must look like section.key=value' -- "$loft" validate "$here/bad_recipe.toml" lr=1
+expect 2 'no such recipe file' -- "$loft" validate /nonexistent.toml
+
+# Plugin loading failures surface through run with exit 1 and the plugin's file named.
+expect 0 ': ok' -- "$loft" validate "$here/good_recipe.toml"
+expect 1 'libloft_testing_wrong_abi.so: got version 9999, this loft supports version 1' -- "$loft" run \
+  "$here/good_recipe.toml" quantizer.type=wrong_abi --plugin-path "$testing_plugins"
+expect 1 'failed to start: fixture refuses to start' -- "$loft" run "$here/good_recipe.toml" \
+  quantizer.type=throws_on_create --plugin-path "$testing_plugins"
+expect 1 'has no entry point' -- "$loft" run "$here/good_recipe.toml" quantizer.type=missing_entry \
+  --plugin-path "$testing_plugins"
+[ $failures -eq 0 ] || { echo "$failures CLI checks failed"; exit 1; }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the SDK from this build, builds tests/out_of_tree/plugin against it with find_package(loft), and has
+# `loft` list, describe and validate a recipe that uses it.
+set -euo pipefail
+build=$1 src=$2 loft=$3 torch_dir=$4
+work="$build/tests/out_of_tree"
+rm -rf "$work"; mkdir -p "$work"
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" -DTorch_DIR="$torch_dir" \
+  -DTORCH_CUDA_ARCH_LIST="7.5;9.0" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >"$work/configure.log" 2>&1 \
+  || { cat "$work/configure.log"; exit 1; }
+cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+"$loft" plugins list --plugin-path "$work/build/plugins" | tee "$work/list.txt"
+grep -Eq '^dataset +hello +1\.0\.0' "$work/list.txt"
+cat >"$work/recipe.toml" <<TOML
+[model]
+path = "unused"
+[peft]
+type = "full"
+[dataset]
+type = "hello"
+count = 5
+TOML
+"$loft" validate "$work/recipe.toml" --plugin-path "$work/build/plugins"
+# run loads and instantiates every plugin the recipe names; the dataset reports its size.
+"$loft" run "$work/recipe.toml" model.dtype=fp32 model.device=cpu --plugin-path "$work/build/plugins" 2>&1 | tee "$work/run.txt" || true
+grep -q 'dataset: 5 samples' "$work/run.txt"
+echo "out-of-tree plugin built against the installed SDK and loaded"

@@ -1,0 +1,88 @@
+// Manifest parsing: identity, schema, and errors that name the file and line.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "loft/framework/manifest.h"
+
+namespace fs = std::filesystem;
+
+namespace loft {
+namespace {
+
+fs::path write(const std::string& name, const std::string& text) {
+  fs::path dir = fs::temp_directory_path() / ("loft_manifest_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::path file = dir / name;
+  std::ofstream(file) << text;
+  return file;
+}
+
+TEST(Manifest, ReadsIdentityAndSchema) {
+  auto file = write("ok.toml", R"(name = "lora"
+kind = "peft"
+version = "1.2.3"
+sdk_abi = 1
+library = "libx.so"
+summary = "low-rank adapters"
+[options.r]
+type = "int"
+default = 8
+min = 1
+[options.init]
+type = "string"
+default = "kaiming"
+choices = ["kaiming", "zeros"]
+)");
+  auto m = read_manifest(file);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m.value().qualified_name(), "peft/lora");
+  EXPECT_EQ(m.value().library_path, fs::absolute(file.parent_path() / "libx.so"));
+  ASSERT_EQ(m.value().options.size(), 2u);
+  const OptionSpec* r = find_option(m.value().options, "r");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->type, OptionType::kInt);
+  EXPECT_EQ(std::get<int64_t>(*r->default_value), 8);
+  EXPECT_EQ(*r->min, 1.0);
+  EXPECT_EQ(find_option(m.value().options, "init")->choices.size(), 2u);
+}
+
+TEST(Manifest, ErrorsNameFileAndProblem) {
+  auto missing = read_manifest(write("missing.toml", "name = \"x\"\nkind = \"peft\"\n"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("missing.toml"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("version"), std::string::npos);
+
+  auto bad_type = read_manifest(write("badtype.toml", R"(name = "x"
+kind = "peft"
+version = "1"
+sdk_abi = 1
+library = "l.so"
+[options.r]
+type = "integer"
+)"));
+  ASSERT_FALSE(bad_type.ok());
+  EXPECT_NE(bad_type.status().message().find("badtype.toml:7"), std::string::npos) << bad_type.status().message();
+  EXPECT_NE(bad_type.status().message().find("unknown option type 'integer'"), std::string::npos);
+
+  auto bad_default = read_manifest(write("baddefault.toml", R"(name = "x"
+kind = "peft"
+version = "1"
+sdk_abi = 1
+library = "l.so"
+[options.r]
+type = "int"
+default = "eight"
+)"));
+  ASSERT_FALSE(bad_default.ok());
+  EXPECT_NE(bad_default.status().message().find("expected an int, got a string"), std::string::npos)
+      << bad_default.status().message();
+
+  auto syntax = read_manifest(write("syntax.toml", "name = \n"));
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.status().message().find("syntax.toml:1"), std::string::npos) << syntax.status().message();
+}
+
+}  // namespace
+}  // namespace loft

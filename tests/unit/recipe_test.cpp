@@ -1,0 +1,160 @@
+// Recipes: parsing with positions, overrides, validation against framework and plugin schemas, resolution.
+#include <gtest/gtest.h>
+
+#include "loft/framework/plugin_registry.h"
+#include "loft/framework/recipe.h"
+
+namespace loft {
+namespace {
+
+class RecipeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { registry_.discover({LOFT_PLUGIN_DIR}); }
+
+  std::vector<Diagnostic> check(const std::string& text, ResolvedRecipe* out = nullptr,
+                                const std::vector<std::string>& overrides = {}) {
+    auto recipe = parse_recipe_text(text, "/tmp/recipes/t.toml");
+    EXPECT_TRUE(recipe.ok()) << recipe.status().message();
+    for (size_t i = 0; i < overrides.size(); ++i) {
+      auto st = apply_override(recipe.value(), overrides[i], static_cast<int>(i + 1));
+      EXPECT_TRUE(st.ok()) << st.message();
+    }
+    return validate_recipe(recipe.value(), registry_, out);
+  }
+  static std::string joined(const std::vector<Diagnostic>& d) {
+    std::string s;
+    for (const auto& x : d) s += x.str() + "\n";
+    return s;
+  }
+
+  PluginRegistry registry_;
+};
+
+constexpr const char* kMinimal = R"([model]
+path = "../models/demo"
+
+[peft]
+type = "full"
+
+[dataset]
+type = "synthetic"
+size = 50
+)";
+
+TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
+  ResolvedRecipe r;
+  auto d = check(kMinimal, &r);
+  ASSERT_TRUE(d.empty()) << joined(d);
+  EXPECT_EQ(r.plugin_types.at("quantizer"), "none");
+  EXPECT_EQ(r.plugin_types.at("offload"), "none");
+  EXPECT_EQ(r.plugin_types.at("peft"), "full");
+  EXPECT_EQ(r.sections.at("train").integer("batch_size"), 4);
+  EXPECT_EQ(r.sections.at("model").string("dtype"), "bf16");
+  EXPECT_EQ(r.sections.at("model").string("path"), "/tmp/models/demo");  // relative to the recipe's folder
+  EXPECT_EQ(r.sections.at("dataset").integer("size"), 50);
+  EXPECT_EQ(r.sections.at("dataset").integer("max_level"), 5);  // the plugin manifest's default
+}
+
+TEST_F(RecipeTest, ReportsMisspelledKeyWrongTypeAndUnknownPluginAtOnce) {
+  auto d = check(R"([model]
+path = "m"
+
+[train]
+lr = "fast"
+bacth_size = 8
+
+[quantizer]
+type = "int9"
+
+[peft]
+type = "full"
+
+[dataset]
+type = "synthetic"
+)");
+  ASSERT_EQ(d.size(), 3u) << joined(d);
+  std::string all = joined(d);
+  EXPECT_NE(all.find("t.toml:5:6: error: train.lr must be a float, got a string \"fast\""), std::string::npos) << all;
+  EXPECT_NE(all.find("t.toml:6:14: error: unknown key 'bacth_size' in [train] (did you mean 'batch_size'?)"),
+            std::string::npos) << all;
+  EXPECT_NE(all.find("t.toml:9:8: error: unknown quantizer plugin 'int9'"), std::string::npos) << all;
+}
+
+TEST_F(RecipeTest, PluginOptionsAreCheckedAgainstTheManifest) {
+  auto d = check(R"([model]
+path = "m"
+[peft]
+type = "full"
+exclud = ["lm_head"]
+[dataset]
+type = "synthetic"
+max_level = 9
+types = ["Algebra", "Geometri"]
+)");
+  std::string all = joined(d);
+  ASSERT_EQ(d.size(), 3u) << all;
+  EXPECT_NE(all.find("unknown key 'exclud' in [peft] (plugin peft/full) (did you mean 'exclude'?)"), std::string::npos) << all;
+  EXPECT_NE(all.find("dataset.max_level = 9 is out of range: must be <= 5"), std::string::npos) << all;
+  EXPECT_NE(all.find("= \"Geometri\" is not one of"), std::string::npos) << all;
+}
+
+TEST_F(RecipeTest, MissingSectionsAndUnknownSections) {
+  auto d = check("[model]\npath = \"m\"\n[trian]\nlr = 1.0\n");
+  std::string all = joined(d);
+  EXPECT_NE(all.find("unknown section [trian] (did you mean 'train'?)"), std::string::npos) << all;
+  EXPECT_NE(all.find("[peft] needs `type`"), std::string::npos) << all;
+  EXPECT_NE(all.find("[dataset] needs `type`"), std::string::npos) << all;
+}
+
+TEST_F(RecipeTest, OverridesReplaceAndAreValidatedWithTheirPosition) {
+  ResolvedRecipe r;
+  auto d = check(kMinimal, &r, {"train.lr=1e-3", "dataset.size=7", "model.dtype=fp32"});
+  ASSERT_TRUE(d.empty()) << joined(d);
+  EXPECT_DOUBLE_EQ(r.sections.at("train").real("lr"), 1e-3);
+  EXPECT_EQ(r.sections.at("dataset").integer("size"), 7);
+  EXPECT_EQ(r.sections.at("model").string("dtype"), "fp32");  // a bare word is a string
+
+  auto bad = check(kMinimal, nullptr, {"train.max_stpes=5"});
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0].str().find("<command line override #1 'train.max_stpes=5'>"), std::string::npos) << bad[0].str();
+  EXPECT_NE(bad[0].str().find("did you mean 'max_steps'?"), std::string::npos);
+
+  Recipe raw;
+  EXPECT_FALSE(apply_override(raw, "lr=1", 1).ok());
+  EXPECT_FALSE(apply_override(raw, "train.lr", 1).ok());
+}
+
+TEST_F(RecipeTest, BudgetSizesAreChecked) {
+  auto d = check(std::string(kMinimal) + "[budget]\ngpu_memory = \"15 GiB\"\nhost_memory = \"12 gigs\"\n");
+  ASSERT_EQ(d.size(), 1u) << joined(d);
+  EXPECT_NE(d[0].str().find("budget.host_memory"), std::string::npos);
+  EXPECT_EQ(parse_byte_size("15GiB").value(), 15ull << 30);
+  EXPECT_EQ(parse_byte_size("1.5GB").value(), 1500000000ull);
+  EXPECT_FALSE(parse_byte_size("-1GiB").ok());
+}
+
+TEST_F(RecipeTest, ResolvedRecipeRoundTripsThroughToml) {
+  ResolvedRecipe r;
+  ASSERT_TRUE(check(kMinimal, &r, {"train.lr=3e-4"}).empty());
+  auto again = parse_recipe_text(r.to_toml(), "/tmp/recipes/resolved.toml");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  ResolvedRecipe r2;
+  auto d = validate_recipe(again.value(), registry_, &r2);
+  ASSERT_TRUE(d.empty()) << joined(d);
+  EXPECT_EQ(r2.to_toml().substr(r2.to_toml().find('\n')), r.to_toml().substr(r.to_toml().find('\n')));
+}
+
+TEST_F(RecipeTest, SyntaxErrorsAndStructuralProblemsAreLocated) {
+  auto syntax = parse_recipe_text("[train]\nlr = \n", "x.toml");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.status().message().find("x.toml:2"), std::string::npos) << syntax.status().message();
+
+  auto d = check(std::string(kMinimal) + "[train]\nlr = [1, 2]\n[output]\n[output.extra]\nx = 1\n");
+  std::string all = joined(d);
+  EXPECT_NE(all.find("train.lr: expected a list of strings, but an item is an int"), std::string::npos) << all;
+  EXPECT_NE(all.find("output.extra: expected a bool, number, string or list of strings, got a table"),
+            std::string::npos) << all;
+}
+
+}  // namespace
+}  // namespace loft
