@@ -6,8 +6,10 @@ build=$1 src=$2 loft=$3 torch_dir=$4
 work="$build/tests/out_of_tree"
 rm -rf "$work"; mkdir -p "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" -DTorch_DIR="$torch_dir" \
-  -DTORCH_CUDA_ARCH_LIST="7.5;9.0" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >"$work/configure.log" 2>&1 \
+  -DTORCH_CUDA_ARCH_LIST="7.5;9.0" "${launcher[@]}" >"$work/configure.log" 2>&1 \
   || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 "$loft" plugins list --plugin-path "$work/build/plugins" | tee "$work/list.txt"
