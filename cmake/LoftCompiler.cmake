@@ -15,3 +15,17 @@ endif()
 function(loft_target_warnings target)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
 endfunction()
+
+# One precompiled <torch/torch.h> for test executables whose sources include it: parsing it costs ~12 s per
+# translation unit otherwise. The anchor is itself an executable so the PCH is built with the same -fPIE setting as
+# the executables that reuse it (GCC rejects a PCH built with other PIC flags).
+function(loft_use_torch_pch target)
+  if(NOT TARGET loft_torch_pch)
+    file(WRITE "${CMAKE_BINARY_DIR}/loft_torch_pch.cpp" "// anchor for the precompiled torch header\nint main() { return 0; }\n")
+    add_executable(loft_torch_pch "${CMAKE_BINARY_DIR}/loft_torch_pch.cpp")
+    target_link_libraries(loft_torch_pch PRIVATE torch)
+    target_precompile_headers(loft_torch_pch PRIVATE <torch/torch.h>)
+    set_target_properties(loft_torch_pch PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/pch")
+  endif()
+  target_precompile_headers(${target} REUSE_FROM loft_torch_pch)
+endfunction()
