@@ -1,0 +1,103 @@
+// The training loop: AdamW on the trainable tensors, schedules, gradient accumulation normalised by label tokens,
+// clipping, fp16 loss scaling, metrics, checkpoints and exact resume. One readable loop in trainer.cpp.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "loft/framework/batching.h"
+#include "loft/framework/schedule.h"
+#include "loft/options.h"
+#include "loft/status.h"
+
+namespace loft {
+
+// What the trainer needs from a causal language model.
+class CausalLM {
+ public:
+  virtual ~CausalLM();
+  // Final hidden states [B, S, H] for right-padded input_ids [B, S] with lengths [B].
+  virtual at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& lengths, bool training) = 0;
+  // The output projection [V, H] (may require grad).
+  virtual at::Tensor lm_head_weight() = 0;
+  // Every tensor the optimizer updates, by name; fp32 masters with requires_grad.
+  virtual std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() = 0;
+};
+
+struct TrainConfig {
+  int64_t batch_size = 4;
+  int64_t grad_accum = 1;
+  double lr = 2e-4;
+  ScheduleKind schedule = ScheduleKind::kCosine;
+  int64_t warmup_steps = 0;
+  int64_t max_steps = -1;  // -1: epochs over the data
+  int64_t epochs = 1;
+  double max_grad_norm = 1.0;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  uint64_t seed = 42;
+  int64_t log_every = 1;
+  int64_t save_every = 0;
+  bool fp16_loss_scaling = false;  // dynamic loss scaling, for fp16 compute (GPUs without bf16)
+  int64_t pad_id = 0;
+
+  static StatusOr<TrainConfig> from_options(const Options& train);
+};
+
+// One step's record, as written to metrics.jsonl.
+struct StepMetrics {
+  int64_t step = 0;  // 1-based optimizer step
+  double loss = 0;   // mean over the step's label tokens
+  double lr = 0;
+  double grad_norm = 0;
+  double tokens_per_second = 0;
+  int64_t label_tokens = 0;
+  double peak_gpu_bytes = 0;
+  double peak_host_bytes = 0;
+  bool skipped = false;  // fp16 overflow: step skipped, loss scale halved
+};
+
+class Trainer {
+ public:
+  // `run_dir` receives metrics.jsonl and checkpoints/. `device` is where batches go.
+  Trainer(TrainConfig config, CausalLM& model, const std::vector<TokenizedExample>& data, std::filesystem::path run_dir,
+          c10::Device device);
+  ~Trainer();
+
+  int64_t total_steps() const { return total_steps_; }
+  int64_t step() const { return step_; }
+
+  // Trains until total_steps(); calls `on_step` after each logged step. Writes a checkpoint every save_every steps
+  // and at the end.
+  Status train(const std::function<void(const StepMetrics&)>& on_step = {}) { return train_until(total_steps_, on_step); }
+  // The same, stopping after optimizer step `last_step` (a checkpoint is written there).
+  Status train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step = {});
+
+  // Resumes from a checkpoint folder written by save_checkpoint (trainable tensors, optimizer, step, RNG).
+  Status load_checkpoint(const std::filesystem::path& dir);
+  Status save_checkpoint(const std::filesystem::path& dir);
+
+ private:
+  struct State;
+  StepMetrics train_step();
+  // The examples of optimizer step `step` (0-based): a seeded permutation per epoch, so the data position is a pure
+  // function of the step and resuming needs nothing else.
+  std::vector<const TokenizedExample*> examples_for_step(int64_t step);
+
+  TrainConfig config_;
+  CausalLM& model_;
+  const std::vector<TokenizedExample>& data_;
+  std::filesystem::path run_dir_;
+  c10::Device device_;
+  int64_t total_steps_ = 0;
+  int64_t step_ = 0;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace loft

@@ -1,0 +1,308 @@
+// The training loop, top to bottom: batches -> forward -> chunked loss -> backward -> (unscale) -> clip -> AdamW step.
+#include "loft/framework/trainer.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "loft/framework/chunked_loss.h"
+
+namespace fs = std::filesystem;
+
+namespace loft {
+
+CausalLM::~CausalLM() = default;
+
+StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
+  TrainConfig c;
+  c.batch_size = t.integer("batch_size");
+  c.grad_accum = t.integer("grad_accum");
+  c.lr = t.real("lr");
+  auto schedule = parse_schedule(t.string("schedule"));
+  if (!schedule.ok()) return schedule.status();
+  c.schedule = schedule.value();
+  c.warmup_steps = t.integer("warmup_steps");
+  c.max_steps = t.integer("max_steps");
+  c.epochs = t.integer("epochs");
+  c.max_grad_norm = t.real("max_grad_norm");
+  c.weight_decay = t.real("weight_decay");
+  c.adam_beta1 = t.real("adam_beta1");
+  c.adam_beta2 = t.real("adam_beta2");
+  c.adam_eps = t.real("adam_eps");
+  c.seed = static_cast<uint64_t>(t.integer("seed"));
+  c.log_every = t.integer("log_every");
+  c.save_every = t.integer("save_every");
+  return c;
+}
+
+namespace {
+
+// Writes `bytes` so that a crash leaves either the old file or the new one: temp file, fsync, rename.
+Status write_atomically(const fs::path& path, const std::string& bytes) {
+  fs::path tmp = path;
+  tmp += fmt::format(".tmp.{}", ::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return Status::IoError(fmt::format("cannot write {}", tmp.string()));
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) return Status::IoError(fmt::format("writing {} failed (disk full?)", tmp.string()));
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Status::IoError(fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
+  return Status::Ok();
+}
+
+double peak_host_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024.0;
+}
+
+double peak_gpu_bytes(const c10::Device& device) {
+  if (!device.is_cuda()) return 0;
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+  return static_cast<double>(stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak);
+}
+
+std::string tensor_bytes(const at::Tensor& t) {
+  std::ostringstream os;
+  torch::save(t, os);
+  return os.str();
+}
+
+}  // namespace
+
+struct Trainer::State {
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  double loss_scale = 65536.0;
+  int64_t good_steps = 0;  // consecutive steps without overflow; the loss scale doubles after 2000
+  std::vector<int64_t> order;  // the permutation of the epoch below
+  int64_t order_epoch = -1;
+};
+
+Trainer::Trainer(TrainConfig config, CausalLM& model, const std::vector<TokenizedExample>& data, fs::path run_dir,
+                 c10::Device device)
+    : config_(std::move(config)), model_(model), data_(data), run_dir_(std::move(run_dir)), device_(device),
+      state_(std::make_unique<State>()) {
+  TORCH_CHECK(!data_.empty(), "the dataset produced no examples");
+  const int64_t per_step = config_.batch_size * config_.grad_accum;
+  const int64_t steps_per_epoch = (static_cast<int64_t>(data_.size()) + per_step - 1) / per_step;
+  total_steps_ = config_.max_steps > 0 ? config_.max_steps : steps_per_epoch * config_.epochs;
+  state_->params = model_.trainable_parameters();
+  TORCH_CHECK(!state_->params.empty(), "nothing to train: the PEFT method marked no tensor trainable");
+  std::vector<at::Tensor> tensors;
+  for (auto& [name, t] : state_->params) tensors.push_back(t);
+  state_->optimizer = std::make_unique<torch::optim::AdamW>(
+      tensors, torch::optim::AdamWOptions(config_.lr)
+                   .betas({config_.adam_beta1, config_.adam_beta2})
+                   .eps(config_.adam_eps)
+                   .weight_decay(config_.weight_decay));
+}
+
+Trainer::~Trainer() = default;
+
+std::vector<const TokenizedExample*> Trainer::examples_for_step(int64_t step) {
+  const int64_t n = static_cast<int64_t>(data_.size());
+  const int64_t per_step = config_.batch_size * config_.grad_accum;
+  std::vector<const TokenizedExample*> out;
+  for (int64_t k = 0; k < per_step; ++k) {
+    const int64_t global = step * per_step + k, epoch = global / n, index = global % n;
+    if (state_->order_epoch != epoch) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ull + static_cast<uint64_t>(epoch));
+      auto perm = torch::randperm(n, gen, torch::kLong);
+      state_->order.assign(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + n);
+      state_->order_epoch = epoch;
+    }
+    out.push_back(&data_[static_cast<size_t>(state_->order[static_cast<size_t>(index)])]);
+  }
+  return out;
+}
+
+StepMetrics Trainer::train_step() {
+  const auto started = std::chrono::steady_clock::now();
+  StepMetrics m;
+  m.step = step_ + 1;
+  m.lr = learning_rate(config_.schedule, config_.lr, step_, config_.warmup_steps, total_steps_);
+  for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(m.lr);
+
+  // Collate every micro-batch first: the loss is normalised by the label tokens of the whole step, so that
+  // accumulation gives the same gradient as one large batch (not a mean of micro-batch means).
+  auto examples = examples_for_step(step_);
+  std::vector<Batch> micro;
+  for (int64_t i = 0; i < config_.grad_accum; ++i) {
+    std::vector<const TokenizedExample*> part(examples.begin() + i * config_.batch_size,
+                                              examples.begin() + (i + 1) * config_.batch_size);
+    micro.push_back(collate(part, config_.pad_id));
+    m.label_tokens += micro.back().label_tokens;
+  }
+  TORCH_CHECK(m.label_tokens > 0, "step ", m.step, " has no label tokens: every response was truncated away");
+
+  state_->optimizer->zero_grad(/*set_to_none=*/true);
+  const double scale = config_.fp16_loss_scaling ? state_->loss_scale : 1.0;
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  for (auto& batch : micro) {
+    auto ids = batch.input_ids.to(device_), lengths = batch.lengths.to(device_), labels = batch.labels.to(device_);
+    auto hidden = model_.hidden_states(ids, lengths, /*training=*/true);
+    const int64_t h = hidden.size(-1);
+    // Position t predicts token t+1: drop the last hidden state and the first label.
+    auto flat_hidden = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, h});
+    auto flat_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
+    auto loss = chunked_linear_cross_entropy(flat_hidden, model_.lm_head_weight(), flat_labels);
+    (loss * (scale / static_cast<double>(m.label_tokens))).backward();
+    loss_sum += loss.item<double>();
+    tokens += batch.input_ids.numel();
+  }
+  m.loss = loss_sum / static_cast<double>(m.label_tokens);
+
+  std::vector<at::Tensor> grads_of;
+  for (auto& [name, t] : state_->params) {
+    if (t.grad().defined()) grads_of.push_back(t);
+  }
+  if (scale != 1.0) {
+    for (auto& t : grads_of) t.mutable_grad().div_(scale);
+  }
+  const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
+  m.grad_norm = torch::nn::utils::clip_grad_norm_(grads_of, max_norm);
+  if (config_.fp16_loss_scaling && !std::isfinite(m.grad_norm)) {
+    m.skipped = true;  // overflow: skip the update, halve the scale
+    state_->loss_scale /= 2;
+    state_->good_steps = 0;
+  } else {
+    state_->optimizer->step();
+    if (config_.fp16_loss_scaling && ++state_->good_steps % 2000 == 0) state_->loss_scale *= 2;
+  }
+  ++step_;
+  if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  m.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-9);
+  m.peak_gpu_bytes = peak_gpu_bytes(device_);
+  m.peak_host_bytes = peak_host_bytes();
+  return m;
+}
+
+Status Trainer::train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step) {
+  last_step = std::min(last_step, total_steps_);
+  std::error_code ec;
+  fs::create_directories(run_dir_, ec);
+  if (ec) return Status::IoError(fmt::format("cannot create run folder {}: {}", run_dir_.string(), ec.message()));
+  std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
+  if (!metrics) return Status::IoError(fmt::format("cannot write {}", (run_dir_ / "metrics.jsonl").string()));
+  while (step_ < last_step) {
+    StepMetrics m = train_step();
+    if (m.step % config_.log_every == 0 || m.step == total_steps_) {
+      nlohmann::json j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
+                          {"tokens_per_s", m.tokens_per_second}, {"label_tokens", m.label_tokens},
+                          {"peak_gpu_bytes", m.peak_gpu_bytes}, {"peak_host_bytes", m.peak_host_bytes},
+                          {"skipped", m.skipped}};
+      metrics << j.dump() << "\n" << std::flush;
+      if (on_step) on_step(m);
+    }
+    if (config_.save_every > 0 && m.step % config_.save_every == 0) {
+      if (auto st = save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", m.step)); !st.ok()) return st;
+    }
+  }
+  return save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", step_));
+}
+
+Status Trainer::save_checkpoint(const fs::path& dir) {
+  // Written into a temporary folder, then renamed into place: a checkpoint folder is complete or absent.
+  fs::path tmp = dir;
+  tmp += ".partial";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", tmp.string(), ec.message()));
+  torch::serialize::OutputArchive params;
+  for (auto& [name, t] : state_->params) params.write(name, t.detach().cpu(), /*is_buffer=*/true);
+  std::ostringstream params_bytes, optimizer_bytes;
+  params.save_to(params_bytes);
+  torch::save(*state_->optimizer, optimizer_bytes);
+  nlohmann::json meta = {{"format", "loft-checkpoint"}, {"version", 1}, {"step", step_},
+                         {"total_steps", total_steps_}, {"loss_scale", state_->loss_scale},
+                         {"good_steps", state_->good_steps}};
+  std::vector<std::pair<std::string, std::string>> files = {
+      {"trainable.pt", params_bytes.str()},
+      {"optimizer.pt", optimizer_bytes.str()},
+      {"rng_cpu.pt", tensor_bytes(at::globalContext().defaultGenerator(c10::kCPU).get_state())},
+      {"trainer.json", meta.dump(2)}};
+  if (device_.is_cuda()) {
+    files.emplace_back("rng_cuda.pt", tensor_bytes(at::globalContext().defaultGenerator(device_).get_state()));
+  }
+  for (const auto& [name, bytes] : files) {
+    if (auto st = write_atomically(tmp / name, bytes); !st.ok()) return st;
+  }
+  fs::remove_all(dir, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) return Status::IoError(fmt::format("cannot move {} into place: {}", dir.string(), ec.message()));
+  return write_atomically(dir.parent_path() / "latest", dir.filename().string() + "\n");
+}
+
+Status Trainer::load_checkpoint(const fs::path& dir) {
+  auto read = [&](const char* name, std::string& out) -> Status {
+    std::ifstream in(dir / name, std::ios::binary);
+    if (!in) return Status::NotFound(fmt::format("checkpoint {} has no {}", dir.string(), name));
+    out.assign(std::istreambuf_iterator<char>(in), {});
+    return Status::Ok();
+  };
+  std::string meta_text, params_bytes, optimizer_bytes, rng_bytes;
+  for (auto [name, out] : {std::pair<const char*, std::string*>{"trainer.json", &meta_text}, {"trainable.pt", &params_bytes},
+                           {"optimizer.pt", &optimizer_bytes}, {"rng_cpu.pt", &rng_bytes}}) {
+    if (auto st = read(name, *out); !st.ok()) return st;
+  }
+  try {
+    auto meta = nlohmann::json::parse(meta_text);
+    if (meta.value("format", "") != "loft-checkpoint" || meta.value("version", 0) != 1) {
+      return Status::InvalidArgument(fmt::format("{}/trainer.json is not a loft checkpoint of version 1", dir.string()));
+    }
+    std::istringstream params_in(params_bytes), optimizer_in(optimizer_bytes), rng_in(rng_bytes);
+    torch::serialize::InputArchive params;
+    params.load_from(params_in);
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : state_->params) {
+      at::Tensor saved;
+      if (!params.try_read(name, saved, /*is_buffer=*/true)) {
+        return Status::InvalidArgument(fmt::format("checkpoint {} has no tensor '{}': was it written by another recipe?",
+                                                   dir.string(), name));
+      }
+      if (saved.sizes() != t.sizes()) {
+        return Status::InvalidArgument(fmt::format("checkpoint {}: '{}' has shape {}, the model has {}", dir.string(),
+                                                   name, fmt::join(saved.sizes(), "x"), fmt::join(t.sizes(), "x")));
+      }
+      t.copy_(saved);
+    }
+    torch::load(*state_->optimizer, optimizer_in);
+    at::Tensor rng;
+    torch::load(rng, rng_in);
+    at::Generator cpu_gen = at::globalContext().defaultGenerator(c10::kCPU);
+    cpu_gen.set_state(rng);
+    std::string cuda_rng;
+    if (device_.is_cuda() && read("rng_cuda.pt", cuda_rng).ok()) {
+      std::istringstream in(cuda_rng);
+      torch::load(rng, in);
+      at::Generator cuda_gen = at::globalContext().defaultGenerator(device_);
+      cuda_gen.set_state(rng);
+    }
+    step_ = meta.at("step").get<int64_t>();
+    state_->loss_scale = meta.value("loss_scale", state_->loss_scale);
+    state_->good_steps = meta.value("good_steps", int64_t{0});
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(fmt::format("checkpoint {} is unreadable: {}", dir.string(), e.what()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace loft
