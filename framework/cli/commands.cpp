@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "loft/framework/host.h"
@@ -181,6 +182,44 @@ int cmd_run(const std::vector<std::string>& args) {
   ResolvedRecipe recipe;
   if (!load_recipe(recipes[0], overrides, registry, &recipe)) return kExitUsage;
   return run_recipe(recipe, registry);
+}
+
+int cmd_data(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  int64_t limit = 10;
+  opts.add_options()("limit", po::value(&limit)->default_value(10), "samples to print (0: all)");
+  const char* usage = "loft data RECIPE [section.key=value ...] [--limit N] [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  std::vector<std::string> recipes, overrides;
+  for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
+  if (recipes.size() != 1) {
+    std::fprintf(stderr, "loft data: name exactly one recipe\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  ResolvedRecipe recipe;
+  if (!load_recipe(recipes[0], overrides, registry, &recipe)) return kExitUsage;
+  auto ctx = make_run_context(recipe.sections.at("model"), recipe.sections.at("train"));
+  if (!ctx.ok()) {
+    spdlog::error("{}", ctx.status().message());
+    return kExitFailure;
+  }
+  auto dataset = registry.create_dataset(recipe.plugin_types.at("dataset"), *ctx.value(), recipe.sections.at("dataset"));
+  if (!dataset.ok()) {
+    spdlog::error("[dataset] {}", dataset.status().message());
+    return kExitFailure;
+  }
+  const int64_t n = limit > 0 ? std::min(limit, dataset.value()->size()) : dataset.value()->size();
+  for (int64_t i = 0; i < n; ++i) {
+    Sample s = dataset.value()->get(i);
+    nlohmann::json j(s.fields);
+    for (const auto& m : s.messages) j["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace loft::cli

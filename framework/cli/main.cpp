@@ -19,6 +19,7 @@ commands:
   run RECIPE [section.key=value ...]       load the recipe's plugins and run it
   validate RECIPE... [section.key=value]   check recipes against every schema; all errors at once
   plugins list | describe KIND/NAME        what plugins are installed, read from their manifests
+  data RECIPE [--limit N]                  print the recipe's dataset samples as JSON lines
 
 `loft <command> --help` describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error.
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (command == "run") return loft::cli::cmd_run(args);
     if (command == "validate") return loft::cli::cmd_validate(args);
     if (command == "plugins") return loft::cli::cmd_plugins(args);
+    if (command == "data") return loft::cli::cmd_data(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), e.what());
     return loft::cli::kExitFailure;

@@ -294,8 +294,11 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
                                    names.empty() ? std::string("none found") : fmt::format("{}", fmt::join(names, ", ")))});
       continue;
     }
-    check_section(section, name, manifest->options, fmt::format(" (plugin {})", manifest->qualified_name()), top,
-                  base_dir, diags, values);
+    // The plugin's declared options plus the host's own keys of this section (everything but `type`).
+    OptionSchema merged = manifest->options;
+    for (size_t i = 1; i < section_schema.size(); ++i) merged.push_back(section_schema[i]);
+    check_section(section, name, merged, fmt::format(" (plugin {})", manifest->qualified_name()), top, base_dir, diags,
+                  values);
     resolved.plugin_types[name] = type;
     resolved.sections[name] = Options(name, std::move(values));
   }

@@ -1,5 +1,5 @@
-// The framework's recipe sections and their options. Plugin sections declare only `type`; the rest of their keys
-// come from the selected plugin's manifest.
+// The framework's recipe sections and their options. Plugin sections declare `type` and the keys the host itself
+// uses in that section (dataset.max_length); the rest of their keys come from the selected plugin's manifest.
 #include "loft/framework/recipe.h"
 
 namespace loft {
@@ -63,7 +63,9 @@ std::map<std::string, OptionSchema> build_schema() {
   s["quantizer"] = {opt("type", T::kString, std::string("none"), "quantizer plugin for frozen linear weights")};
   s["peft"] = {opt("type", T::kString, std::nullopt, "PEFT plugin: which parameters train and how")};
   s["offload"] = {opt("type", T::kString, std::string("none"), "offload plugin: residency and block execution")};
-  s["dataset"] = {opt("type", T::kString, std::nullopt, "dataset plugin that provides the training samples")};
+  s["dataset"] = {opt("type", T::kString, std::nullopt, "dataset plugin that provides the training samples"),
+                  opt("max_length", T::kInt, int64_t{1024}, "tokens per example after the chat template; longer "
+                      "examples are truncated (the prompt is kept, the response cut)", 8, 1 << 20)};
   return s;
 }
 

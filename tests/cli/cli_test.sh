@@ -19,7 +19,7 @@ expect 0 '^loft [0-9]+\.[0-9]+\.[0-9]+' -- "$loft" --version
 expect 0 'commands:' -- "$loft" --help
 expect 2 'usage' -- "$loft"
 expect 2 "unknown command 'trian'" -- "$loft" trian
-for cmd in run validate plugins; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
+for cmd in run validate plugins data; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
 expect 2 'unrecognised option|unrecognized option' -- "$loft" validate --bogus "$here/bad_recipe.toml"
 
 # plugins list: every built-in plugin with kind and version, from manifests.
@@ -29,6 +29,9 @@ expect 0 'peft +full' -- "$loft" plugins list
 expect 0 'offload +none' -- "$loft" plugins list
 expect 0 'max_level +int +default 5, >= 1, <= 5' -- "$loft" plugins describe dataset/synthetic
 expect 2 'no plugin named' -- "$loft" plugins describe nope
+
+# data: the dataset's samples as JSON lines, in MATH's shape.
+expect 0 '"level":"Level [1-5]".*"problem":.*"solution":.*boxed.*"type":' -- "$loft" data "$here/good_recipe.toml" --limit 2
 
 # validate: all three mistakes at once, each with its line.
 expect 2 'bad_recipe.toml:6:6: error: train.lr must be a float' -- "$loft" validate "$here/bad_recipe.toml"

@@ -53,6 +53,7 @@ TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
   EXPECT_EQ(r.sections.at("model").string("path"), "/tmp/models/demo");  // relative to the recipe's folder
   EXPECT_EQ(r.sections.at("dataset").integer("size"), 50);
   EXPECT_EQ(r.sections.at("dataset").integer("max_level"), 5);  // the plugin manifest's default
+  EXPECT_EQ(r.sections.at("dataset").integer("max_length"), 1024);  // a host key inside a plugin section
 }
 
 TEST_F(RecipeTest, ReportsMisspelledKeyWrongTypeAndUnknownPluginAtOnce) {
