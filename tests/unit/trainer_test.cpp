@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "loft/framework/chunked_loss.h"
+#include "loft/framework/files.h"
 #include "loft/framework/trainer.h"
 
 namespace fs = std::filesystem;
@@ -55,7 +56,7 @@ std::vector<TokenizedExample> counting_data(int n) {
 
 fs::path temp_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("loft_trainer_test_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
+  EXPECT_TRUE(remove_tree(d).ok());
   return d;
 }
 
@@ -124,6 +125,25 @@ TEST(Trainer, ResumeIsBitExactWithDropout) {
   ASSERT_TRUE(t2.train().ok());
   auto ps = straight.trainable_parameters(), pr = resumed.trainable_parameters();
   for (size_t i = 0; i < ps.size(); ++i) EXPECT_TRUE(torch::equal(ps[i].second, pr[i].second)) << ps[i].first;
+}
+
+TEST(Trainer, RemoveTreeDeletesNestedFolders) {
+  auto d = temp_dir("tree");
+  fs::create_directories(d / "a" / "b");
+  std::ofstream(d / "a" / "b" / "f") << "x";
+  ASSERT_TRUE(remove_tree(d).ok());
+  EXPECT_FALSE(fs::exists(d));
+  EXPECT_TRUE(remove_tree(d).ok());  // absent is fine
+}
+
+TEST(Trainer, RewritingACheckpointReplacesIt) {
+  ToyLM model(5);
+  auto data = counting_data(8);
+  auto dir = temp_dir("rewrite");
+  Trainer t(config(2), model, data, dir, c10::Device(c10::kCPU));
+  ASSERT_TRUE(t.train().ok());
+  ASSERT_TRUE(t.save_checkpoint(dir / "checkpoints" / "step-000002").ok());  // over an existing, full folder
+  EXPECT_TRUE(t.load_checkpoint(dir / "checkpoints" / "step-000002").ok());
 }
 
 TEST(Trainer, BrokenCheckpointIsAClearError) {

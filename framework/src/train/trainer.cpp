@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "loft/framework/chunked_loss.h"
+#include "loft/framework/files.h"
 
 namespace fs = std::filesystem;
 
@@ -222,8 +223,8 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
   // Written into a temporary folder, then renamed into place: a checkpoint folder is complete or absent.
   fs::path tmp = dir;
   tmp += ".partial";
+  if (auto st = remove_tree(tmp); !st.ok()) return st;
   std::error_code ec;
-  fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) return Status::IoError(fmt::format("cannot create {}: {}", tmp.string(), ec.message()));
   torch::serialize::OutputArchive params;
@@ -245,7 +246,7 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
   for (const auto& [name, bytes] : files) {
     if (auto st = write_atomically(tmp / name, bytes); !st.ok()) return st;
   }
-  fs::remove_all(dir, ec);
+  if (auto st = remove_tree(dir); !st.ok()) return st;
   fs::rename(tmp, dir, ec);
   if (ec) return Status::IoError(fmt::format("cannot move {} into place: {}", dir.string(), ec.message()));
   return write_atomically(dir.parent_path() / "latest", dir.filename().string() + "\n");
