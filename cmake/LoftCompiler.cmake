@@ -3,7 +3,8 @@ if(LOFT_USE_CCACHE)
   find_program(LOFT_CCACHE ccache)
   if(LOFT_CCACHE)
     # Precompiled headers need these sloppiness settings or ccache never hits.
-    set(_loft_launcher "${CMAKE_COMMAND};-E;env;CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime;CCACHE_MAXSIZE=5G;${LOFT_CCACHE}")
+    # BASEDIR + NOHASHDIR: a fresh clone in another folder (CI) hits the cache filled by earlier builds.
+    set(_loft_launcher "${CMAKE_COMMAND};-E;env;CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime;CCACHE_MAXSIZE=5G;CCACHE_BASEDIR=${CMAKE_SOURCE_DIR};CCACHE_NOHASHDIR=1;${LOFT_CCACHE}")
     set(CMAKE_C_COMPILER_LAUNCHER "${_loft_launcher}")
     set(CMAKE_CXX_COMPILER_LAUNCHER "${_loft_launcher}")
     set(CMAKE_CUDA_COMPILER_LAUNCHER "${_loft_launcher}")
