@@ -1,0 +1,589 @@
+// Qwen2Model: building the network from named weights (checkpoint or random), the forward pass in Hugging Face's
+// order of operations (so fp32 logits agree to rounding), and the cached prefill/decode steps generation uses.
+#include "loft/framework/qwen2.h"
+
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/TensorIndexing.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/core/Generator.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/embedding.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/pow.h>
+#include <ATen/ops/reciprocal.h>
+#include <ATen/ops/rsqrt.h>
+#include <ATen/ops/silu.h>
+#include <ATen/ops/zeros.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "attention.h"
+#include "loft/framework/safetensors.h"
+#include "weights.h"
+
+namespace loft {
+namespace {
+
+using model::ExpectedTensor;
+
+// A weight by name as a CPU tensor of the expected shape (checked by the caller).
+using WeightFetch = std::function<at::Tensor(const ExpectedTensor&)>;
+
+std::string shape_str(at::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+// A frozen linear layer with its optional adapter. forward = adapter ? adapter(x, base(x) + bias) : base(x) + bias.
+struct Linear {
+  LinearSite site;
+  std::unique_ptr<QuantizedLinear> base;
+  at::Tensor bias;  // frozen, compute dtype; offload strategies may move it (through BlockResidency)
+  std::unique_ptr<Adapter> adapter;
+
+  at::Tensor base_forward(const at::Tensor& x) const {
+    at::Tensor y = base->forward(x);
+    return bias.defined() ? y + bias : y;
+  }
+  at::Tensor forward(const at::Tensor& x, bool training) const {
+    if (!adapter) return base_forward(x);
+    return adapter->forward(x, adapter->uses_base_output() ? base_forward(x) : at::Tensor(), training);
+  }
+};
+
+// A parameter outside the linear sites (embedding, norm, untied lm_head): frozen in the compute dtype, or an fp32
+// master that trains.
+struct Param {
+  std::string name;
+  at::Tensor frozen;
+  at::Tensor master;
+
+  at::Tensor value(c10::ScalarType dtype) const {
+    if (!master.defined()) return frozen;
+    return master.scalar_type() == dtype ? master : master.to(dtype);
+  }
+  bool trains() const { return master.defined(); }
+};
+
+struct Block {
+  int64_t index = 0;
+  Param input_norm, post_norm;
+  Linear q, k, v, o, gate, up, down;
+
+  std::vector<Linear*> linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
+  std::vector<const Linear*> linears() const { return {&q, &k, &v, &o, &gate, &up, &down}; }
+};
+
+// How the attention of one forward pass reads and writes keys and values.
+struct AttentionPlan {
+  enum class Mode { kCausal, kPrefill, kDecode } mode = Mode::kCausal;
+  at::Tensor cos, sin;           // [B or 1, S, head_dim], compute dtype
+  KvCache* cache = nullptr;      // prefill / decode
+  at::Tensor positions;          // decode: [B] where each row's new key goes
+  at::Tensor key_mask;           // decode: [B, 1, 1, key_len] bool
+  int64_t key_len = 0;           // decode: cache positions attended over
+};
+
+// HF Qwen2RMSNorm: fp32 statistics, the weight applied in the input's dtype.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const auto input_dtype = x.scalar_type();
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(variance + eps);
+  return weight * h.to(input_dtype);
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+// x [B, H, S, D]; cos/sin [B or 1, S, D].
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  return (x * c) + (rotate_half(x) * s);
+}
+
+}  // namespace
+
+namespace model {
+
+std::vector<ExpectedTensor> expected_tensors(const Qwen2Config& c) {
+  const int64_t q_out = c.num_attention_heads * c.head_dim, kv_out = c.num_key_value_heads * c.head_dim;
+  std::vector<ExpectedTensor> out;
+  out.push_back({"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, "[vocab_size, hidden_size]"});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    out.push_back({p + "input_layernorm.weight", {c.hidden_size}, "[hidden_size]"});
+    out.push_back({p + "self_attn.q_proj.weight", {q_out, c.hidden_size}, "[num_attention_heads*head_dim, hidden_size]"});
+    out.push_back({p + "self_attn.q_proj.bias", {q_out}, "[num_attention_heads*head_dim]"});
+    out.push_back({p + "self_attn.k_proj.weight", {kv_out, c.hidden_size}, "[num_key_value_heads*head_dim, hidden_size]"});
+    out.push_back({p + "self_attn.k_proj.bias", {kv_out}, "[num_key_value_heads*head_dim]"});
+    out.push_back({p + "self_attn.v_proj.weight", {kv_out, c.hidden_size}, "[num_key_value_heads*head_dim, hidden_size]"});
+    out.push_back({p + "self_attn.v_proj.bias", {kv_out}, "[num_key_value_heads*head_dim]"});
+    out.push_back({p + "self_attn.o_proj.weight", {c.hidden_size, q_out}, "[hidden_size, num_attention_heads*head_dim]"});
+    out.push_back({p + "post_attention_layernorm.weight", {c.hidden_size}, "[hidden_size]"});
+    out.push_back({p + "mlp.gate_proj.weight", {c.intermediate_size, c.hidden_size}, "[intermediate_size, hidden_size]"});
+    out.push_back({p + "mlp.up_proj.weight", {c.intermediate_size, c.hidden_size}, "[intermediate_size, hidden_size]"});
+    out.push_back({p + "mlp.down_proj.weight", {c.hidden_size, c.intermediate_size}, "[hidden_size, intermediate_size]"});
+  }
+  out.push_back({"model.norm.weight", {c.hidden_size}, "[hidden_size]"});
+  if (!c.tie_word_embeddings) {
+    out.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, "[vocab_size, hidden_size] (tie_word_embeddings is false)"});
+  }
+  return out;
+}
+
+}  // namespace model
+
+struct Qwen2Model::Impl {
+  Qwen2Config config;
+  ModelOptions options;
+  Param embed, final_norm, lm_head;  // lm_head undefined when tied
+  std::vector<std::unique_ptr<Block>> blocks;
+  at::Tensor inv_freq;  // [head_dim / 2] fp32 on the device
+  double scale = 1.0;
+  model::Attention attention{AttentionBackend::kAuto, nullptr};
+
+  c10::ScalarType dtype() const { return options.dtype; }
+
+  // HF Qwen2RotaryEmbedding.forward: freqs = pos.float() * inv_freq, emb = cat(freqs, freqs), cos/sin in fp32,
+  // then cast to the compute dtype. `positions` [B or 1, S] int64.
+  std::pair<at::Tensor, at::Tensor> rope(const at::Tensor& positions) const {
+    at::Tensor freqs = positions.unsqueeze(-1).to(at::kFloat) * inv_freq;
+    at::Tensor emb = at::cat({freqs, freqs}, -1);
+    return {emb.cos().to(dtype()), emb.sin().to(dtype())};
+  }
+
+  at::Tensor block_forward(const Block& b, const at::Tensor& x, const AttentionPlan& plan, bool training) {
+    const auto& c = config;
+    const int64_t B = x.size(0), S = x.size(1);
+    at::Tensor h = rms_norm(x, b.input_norm.value(dtype()), c.rms_norm_eps);
+    at::Tensor q = b.q.forward(h, training).reshape({B, S, c.num_attention_heads, c.head_dim}).transpose(1, 2);
+    at::Tensor k = b.k.forward(h, training).reshape({B, S, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
+    at::Tensor v = b.v.forward(h, training).reshape({B, S, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
+    q = apply_rope(q, plan.cos, plan.sin);
+    k = apply_rope(k, plan.cos, plan.sin);
+
+    at::Tensor attn;
+    switch (plan.mode) {
+      case AttentionPlan::Mode::kCausal:
+        attn = attention.causal(q, k, v, scale);
+        break;
+      case AttentionPlan::Mode::kPrefill:
+        plan.cache->keys[b.index].slice(2, 0, S).copy_(k);
+        plan.cache->values[b.index].slice(2, 0, S).copy_(v);
+        attn = attention.causal(q, k, v, scale);
+        break;
+      case AttentionPlan::Mode::kDecode: {
+        at::Tensor& keys = plan.cache->keys[b.index];
+        at::Tensor& values = plan.cache->values[b.index];
+        const at::Tensor index = plan.positions.view({B, 1, 1, 1}).expand({B, c.num_key_value_heads, 1, c.head_dim});
+        keys.scatter_(2, index, k);
+        values.scatter_(2, index, v);
+        attn = attention.masked(q, keys.slice(2, 0, plan.key_len), values.slice(2, 0, plan.key_len), plan.key_mask,
+                                scale);
+        break;
+      }
+    }
+    attn = attn.transpose(1, 2).reshape({B, S, c.num_attention_heads * c.head_dim});
+    at::Tensor hidden = x + b.o.forward(attn, training);
+    h = rms_norm(hidden, b.post_norm.value(dtype()), c.rms_norm_eps);
+    at::Tensor mlp = b.down.forward(at::silu(b.gate.forward(h, training)) * b.up.forward(h, training), training);
+    return hidden + mlp;
+  }
+
+  // Embedding, every block (through the offload strategy), final norm.
+  at::Tensor run(const at::Tensor& input_ids, const AttentionPlan& plan, bool training) {
+    at::Tensor x = at::embedding(embed.value(dtype()), input_ids);
+    for (const auto& block : blocks) {
+      // Captured by value: an offload strategy may keep the function to recompute the block in backward.
+      const Block* b = block.get();
+      BlockFunction fn = [this, b, plan, training](const at::Tensor& hidden) {
+        return block_forward(*b, hidden, plan, training);
+      };
+      x = options.offload != nullptr ? options.offload->run_block(b->index, fn, x) : fn(x);
+    }
+    return rms_norm(x, final_norm.value(dtype()), config.rms_norm_eps);
+  }
+
+  at::Tensor ids_on_device(const at::Tensor& input_ids, int64_t dims) const {
+    TORCH_CHECK(input_ids.dim() == dims && input_ids.scalar_type() == at::kLong, "qwen2: input_ids must be ",
+                dims == 2 ? "[batch, seq]" : "[batch]", " int64, got ", input_ids.sizes(), " ",
+                input_ids.scalar_type());
+    if (input_ids.device().is_cpu() && input_ids.numel() > 0) {
+      const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+      TORCH_CHECK(lo >= 0 && hi < config.vocab_size, "qwen2: token id ", lo < 0 ? lo : hi,
+                  " is outside the vocabulary [0, ", config.vocab_size, ")");
+    }
+    return input_ids.to(options.device);
+  }
+
+  std::vector<std::string> non_linear_names() const {
+    std::vector<std::string> names{"model.embed_tokens.weight"};
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+      names.push_back(fmt::format("model.layers.{}.input_layernorm.weight", i));
+      names.push_back(fmt::format("model.layers.{}.post_attention_layernorm.weight", i));
+    }
+    names.push_back("model.norm.weight");
+    if (!config.tie_word_embeddings) names.push_back("lm_head.weight");
+    return names;
+  }
+};
+
+namespace {
+
+// Builds the model from named weights. Throws (c10::Error, std::exception) on plugin failures; the caller turns
+// that into a Status.
+std::unique_ptr<Qwen2Model::Impl> build(const Qwen2Config& config, const ModelOptions& options,
+                                        const WeightFetch& fetch) {
+  auto impl = std::make_unique<Qwen2Model::Impl>();
+  impl->config = config;
+  impl->options = options;
+  impl->attention = model::Attention(options.attention, options.log);
+  const c10::Device device = options.device;
+  const c10::ScalarType dtype = options.dtype;
+
+  std::map<std::string, ExpectedTensor> expected;
+  for (auto& t : model::expected_tensors(config)) expected.emplace(t.name, t);
+  auto get = [&](const std::string& name) { return fetch(expected.at(name)); };
+
+  std::set<std::string> trainable;
+  if (options.peft != nullptr) {
+    for (auto& name : options.peft->trainable_parameters(impl->non_linear_names())) trainable.insert(name);
+  }
+  // Owned copies: never keep a view into a memory-mapped checkpoint.
+  auto make_param = [&](const std::string& name) {
+    Param p;
+    p.name = name;
+    const at::Tensor source = get(name);
+    if (trainable.count(name) != 0) {
+      p.master = source.to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true).detach().requires_grad_(true);
+    } else {
+      p.frozen = source.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    }
+    return p;
+  };
+  auto make_linear = [&](int64_t layer, const std::string& module, const std::string& short_name, bool has_bias) {
+    Linear l;
+    l.site.name = fmt::format("model.layers.{}.{}.{}", layer, module, short_name);
+    l.site.short_name = short_name;
+    l.site.layer_index = layer;
+    const at::Tensor weight = get(l.site.name + ".weight");
+    l.base = options.make_linear(weight.to(device, /*non_blocking=*/false, /*copy=*/true), l.site.name);
+    TORCH_CHECK(l.base != nullptr, "qwen2: the linear maker returned nothing for ", l.site.name);
+    TORCH_CHECK(l.base->out_features() == weight.size(0) && l.base->in_features() == weight.size(1),
+                "qwen2: the linear maker built [", l.base->out_features(), ", ", l.base->in_features(), "] for ",
+                l.site.name, ", whose weight is ", weight.sizes());
+    l.site.out_features = weight.size(0);
+    l.site.in_features = weight.size(1);
+    l.site.base = l.base.get();
+    if (has_bias) {
+      l.bias = get(l.site.name + ".bias").to(device, dtype, false, /*copy=*/true);
+      l.site.bias = l.bias;
+    }
+    return l;
+  };
+
+  impl->embed = make_param("model.embed_tokens.weight");
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    auto b = std::make_unique<Block>();
+    b->index = i;
+    b->input_norm = make_param(fmt::format("model.layers.{}.input_layernorm.weight", i));
+    b->q = make_linear(i, "self_attn", "q_proj", true);
+    b->k = make_linear(i, "self_attn", "k_proj", true);
+    b->v = make_linear(i, "self_attn", "v_proj", true);
+    b->o = make_linear(i, "self_attn", "o_proj", false);
+    b->post_norm = make_param(fmt::format("model.layers.{}.post_attention_layernorm.weight", i));
+    b->gate = make_linear(i, "mlp", "gate_proj", false);
+    b->up = make_linear(i, "mlp", "up_proj", false);
+    b->down = make_linear(i, "mlp", "down_proj", false);
+    impl->blocks.push_back(std::move(b));
+  }
+  impl->final_norm = make_param("model.norm.weight");
+  if (!config.tie_word_embeddings) impl->lm_head = make_param("lm_head.weight");
+
+  // Adapters: the Linear objects live in heap blocks, so every LinearSite pointer stays valid.
+  if (options.peft != nullptr) {
+    for (auto& block : impl->blocks) {
+      for (Linear* l : block->linears()) {
+        if (options.peft->targets(l->site)) {
+          l->adapter = options.peft->attach(l->site);
+          TORCH_CHECK(l->adapter != nullptr, "qwen2: the PEFT method attached nothing to ", l->site.name);
+        }
+      }
+    }
+  }
+
+  // Residency: each block's frozen linears and frozen tensors, handed to the offload strategy once.
+  if (options.offload != nullptr) {
+    std::vector<BlockResidency> residency;
+    for (auto& block : impl->blocks) {
+      BlockResidency r;
+      r.index = block->index;
+      for (Linear* l : block->linears()) {
+        r.frozen_linears.push_back(l->base.get());
+        if (l->bias.defined()) r.frozen_tensors.push_back(&l->bias);
+      }
+      for (Param* p : {&block->input_norm, &block->post_norm}) {
+        if (!p->trains()) r.frozen_tensors.push_back(&p->frozen);
+      }
+      residency.push_back(std::move(r));
+    }
+    options.offload->place(residency);
+  }
+
+  // RoPE inverse frequencies exactly as transformers computes them (fp32, on the CPU at init).
+  const int64_t d = config.head_dim;
+  at::Tensor exponents = at::arange(0, d, 2, at::TensorOptions().dtype(at::kFloat)) / d;
+  impl->inv_freq = at::reciprocal(at::pow(at::Scalar(config.rope_theta), exponents)).to(device);
+  impl->scale = std::pow(static_cast<double>(d), -0.5);
+  return impl;
+}
+
+Status checked_build(const Qwen2Config& config, const ModelOptions& options, const WeightFetch& fetch,
+                     std::unique_ptr<Qwen2Model::Impl>& out) {
+  if (!options.make_linear) return Status::InvalidArgument("qwen2: ModelOptions.make_linear is not set");
+  try {
+    out = build(config, options, fetch);
+  } catch (const c10::Error& e) {
+    return Status::Internal(fmt::format("qwen2: building the model failed: {}", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return Status::Internal(fmt::format("qwen2: building the model failed: {}", e.what()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Qwen2Model::Qwen2Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Qwen2Model::~Qwen2Model() = default;
+
+StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::create_random(const Qwen2Config& config, uint64_t seed,
+                                                                const ModelOptions& options) {
+  if (auto s = config.validate("Qwen2Config"); !s.ok()) return s;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto cpu_float = at::TensorOptions().dtype(at::kFloat);
+  // Drawn in build order, one tensor at a time.
+  WeightFetch fetch = [&](const ExpectedTensor& t) -> at::Tensor {
+    const bool is_norm = t.name.find("norm.weight") != std::string::npos;
+    const bool is_bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) return at::ones(t.shape, cpu_float);
+    if (is_bias) return at::zeros(t.shape, cpu_float);
+    at::Tensor w = at::empty(t.shape, cpu_float);
+    w.normal_(0.0, config.initializer_range, gen);
+    if (t.name == "model.embed_tokens.weight" && config.pad_token_id) w[*config.pad_token_id].zero_();
+    return w;
+  };
+  std::unique_ptr<Impl> impl;
+  if (auto s = checked_build(config, options, fetch, impl); !s.ok()) return s;
+  return std::unique_ptr<Qwen2Model>(new Qwen2Model(std::move(impl)));
+}
+
+StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::path& hf_folder,
+                                                        const ModelOptions& options) {
+  const std::filesystem::path config_path = hf_folder / "config.json";
+  auto config = read_qwen2_config(config_path);
+  if (!config.ok()) return config.status();
+  auto reader = CheckpointReader::open(hf_folder);
+  if (!reader.ok()) return reader.status();
+  const CheckpointReader& ckpt = reader.value();
+
+  // Every shape against the config before anything is built (headers only, no tensor data touched).
+  for (const ExpectedTensor& t : model::expected_tensors(config.value())) {
+    if (!ckpt.contains(t.name)) {
+      return Status::NotFound(fmt::format("{}: tensor '{}' is missing; {} implies it with shape {} = {}",
+                                          hf_folder.string(), t.name, config_path.string(), shape_str(t.shape), t.rule));
+    }
+    const TensorInfo& info = ckpt.info(t.name);
+    if (info.shape != t.shape) {
+      return Status::InvalidArgument(fmt::format(
+          "{}: tensor '{}' has shape {}, but {} implies {} = {}; the config and the weights disagree",
+          ckpt.file_of(t.name).path().string(), t.name, shape_str(info.shape), config_path.string(),
+          shape_str(t.shape), t.rule));
+    }
+    if (!c10::isFloatingType(info.dtype)) {
+      return Status::InvalidArgument(fmt::format("{}: tensor '{}' has dtype {}; a Qwen2 weight must be floating point",
+                                                 ckpt.file_of(t.name).path().string(), t.name,
+                                                 c10::toString(info.dtype)));
+    }
+  }
+  WeightFetch fetch = [&](const ExpectedTensor& t) { return ckpt.tensor(t.name); };
+  std::unique_ptr<Impl> impl;
+  if (auto s = checked_build(config.value(), options, fetch, impl); !s.ok()) return s;
+  if (options.log != nullptr) {
+    const auto& c = config.value();
+    options.log->info("qwen2: {} ({} layers, hidden {}, {} query / {} key-value heads of {}, vocab {}{}), {} on {}",
+                      hf_folder.string(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
+                      c.num_key_value_heads, c.head_dim, c.vocab_size, c.tie_word_embeddings ? ", tied" : "",
+                      c10::toString(options.dtype), options.device.str());
+  }
+  return std::unique_ptr<Qwen2Model>(new Qwen2Model(std::move(impl)));
+}
+
+const Qwen2Config& Qwen2Model::config() const { return impl_->config; }
+c10::Device Qwen2Model::device() const { return impl_->options.device; }
+c10::ScalarType Qwen2Model::dtype() const { return impl_->options.dtype; }
+std::string Qwen2Model::attention_backend() const { return impl_->attention.description(); }
+
+at::Tensor Qwen2Model::hidden_states(const at::Tensor& input_ids, const at::Tensor& lengths, bool training) {
+  at::Tensor ids = impl_->ids_on_device(input_ids, 2);
+  if (lengths.defined()) {
+    TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == ids.size(0), "qwen2: lengths must be [", ids.size(0),
+                "], got ", lengths.sizes());
+  }
+  AttentionPlan plan;
+  plan.mode = AttentionPlan::Mode::kCausal;
+  const at::Tensor positions = at::arange(ids.size(1), at::TensorOptions().dtype(at::kLong).device(ids.device()));
+  std::tie(plan.cos, plan.sin) = impl_->rope(positions.unsqueeze(0));
+  return impl_->run(ids, plan, training);
+}
+
+at::Tensor Qwen2Model::lm_head_weight() {
+  const Param& p = impl_->config.tie_word_embeddings ? impl_->embed : impl_->lm_head;
+  return p.value(impl_->dtype());
+}
+
+at::Tensor Qwen2Model::logits(const at::Tensor& input_ids, const at::Tensor& lengths, bool training) {
+  return at::linear(hidden_states(input_ids, lengths, training), lm_head_weight()).to(at::kFloat);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Qwen2Model::trainable_parameters() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  auto add = [&](const Param& p) {
+    if (p.trains()) out.emplace_back(p.name, p.master);
+  };
+  add(impl_->embed);
+  for (const auto& block : impl_->blocks) {
+    add(block->input_norm);
+    add(block->post_norm);
+    for (const Linear* l : block->linears()) {
+      if (!l->adapter) continue;
+      for (auto& [name, tensor] : l->adapter->trainable()) out.emplace_back(l->site.name + "." + name, tensor);
+    }
+  }
+  add(impl_->final_norm);
+  if (!impl_->config.tie_word_embeddings) add(impl_->lm_head);
+  return out;
+}
+
+std::vector<const LinearSite*> Qwen2Model::linear_sites() const {
+  std::vector<const LinearSite*> out;
+  for (const auto& block : impl_->blocks) {
+    for (const Linear* l : block->linears()) out.push_back(&l->site);
+  }
+  return out;
+}
+
+std::vector<std::pair<const LinearSite*, Adapter*>> Qwen2Model::adapters() const {
+  std::vector<std::pair<const LinearSite*, Adapter*>> out;
+  for (const auto& block : impl_->blocks) {
+    for (const Linear* l : block->linears()) {
+      if (l->adapter) out.emplace_back(&l->site, l->adapter.get());
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Qwen2Model::non_linear_parameter_names() const { return impl_->non_linear_names(); }
+
+std::vector<std::pair<std::string, at::Tensor>> Qwen2Model::state_dict(c10::ScalarType dtype) const {
+  at::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  auto cpu = [&](const at::Tensor& t) { return t.detach().to(at::kCPU, dtype).contiguous(); };
+  auto add_param = [&](const Param& p) { out.emplace_back(p.name, cpu(p.trains() ? p.master : p.frozen)); };
+  auto add_linear = [&](const Linear& l) {
+    at::Tensor bias = l.bias;
+    at::Tensor weight;
+    if (l.adapter) {
+      weight = l.adapter->merged_weight(dtype);
+      // An adapter that computes the whole output (full fine-tuning) trains its own bias.
+      if (!l.adapter->uses_base_output()) {
+        for (auto& [name, tensor] : l.adapter->state_dict()) {
+          if (name == "bias") bias = tensor;
+        }
+      }
+    } else {
+      weight = l.base->dequantize(dtype);
+    }
+    out.emplace_back(l.site.name + ".weight", cpu(weight));
+    if (bias.defined()) out.emplace_back(l.site.name + ".bias", cpu(bias));
+  };
+  add_param(impl_->embed);
+  for (const auto& block : impl_->blocks) {
+    add_param(block->input_norm);
+    for (const Linear* l : {&block->q, &block->k, &block->v, &block->o}) add_linear(*l);
+    add_param(block->post_norm);
+    for (const Linear* l : {&block->gate, &block->up, &block->down}) add_linear(*l);
+  }
+  add_param(impl_->final_norm);
+  if (!impl_->config.tie_word_embeddings) add_param(impl_->lm_head);
+  return out;
+}
+
+KvCache Qwen2Model::new_cache(int64_t batch, int64_t capacity) const {
+  const auto& c = impl_->config;
+  KvCache cache;
+  const auto opts = at::TensorOptions().dtype(impl_->dtype()).device(impl_->options.device);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    cache.keys.push_back(at::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+    cache.values.push_back(at::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+  }
+  cache.lengths = at::zeros({batch}, opts.dtype(at::kLong));
+  cache.host_lengths.assign(static_cast<size_t>(batch), 0);
+  cache.capacity = capacity;
+  return cache;
+}
+
+at::Tensor Qwen2Model::prefill(const at::Tensor& input_ids, const at::Tensor& lengths, KvCache& cache) {
+  at::Tensor ids = impl_->ids_on_device(input_ids, 2);
+  const int64_t B = ids.size(0), S = ids.size(1);
+  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == B, "qwen2: prefill lengths must be [", B, "]");
+  TORCH_CHECK(S <= cache.capacity && static_cast<int64_t>(cache.keys.size()) == impl_->config.num_hidden_layers &&
+                  cache.keys[0].size(0) == B,
+              "qwen2: prefill of [", B, ", ", S, "] does not fit a cache of ", cache.keys.empty() ? 0 : cache.keys[0].size(0),
+              " rows x ", cache.capacity, " positions");
+  const at::Tensor host = lengths.to(at::kCPU, at::kLong).contiguous();
+  cache.host_lengths.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + B);
+  for (int64_t len : cache.host_lengths) TORCH_CHECK(len >= 1 && len <= S, "qwen2: prefill length ", len, " not in [1, ", S, "]");
+  cache.lengths = host.to(impl_->options.device);
+
+  AttentionPlan plan;
+  plan.mode = AttentionPlan::Mode::kPrefill;
+  plan.cache = &cache;
+  const at::Tensor positions = at::arange(S, at::TensorOptions().dtype(at::kLong).device(ids.device()));
+  std::tie(plan.cos, plan.sin) = impl_->rope(positions.unsqueeze(0));
+  const at::Tensor hidden = impl_->run(ids, plan, /*training=*/false);
+  const at::Tensor rows = at::arange(B, at::TensorOptions().dtype(at::kLong).device(ids.device()));
+  return hidden.index({rows, cache.lengths - 1});
+}
+
+at::Tensor Qwen2Model::decode(const at::Tensor& next_ids, KvCache& cache) {
+  at::Tensor ids = impl_->ids_on_device(next_ids, 1);
+  const int64_t B = ids.size(0);
+  TORCH_CHECK(static_cast<int64_t>(cache.host_lengths.size()) == B, "qwen2: decode of ", B, " rows on a cache of ",
+              cache.host_lengths.size());
+  int64_t longest = 0;
+  for (int64_t len : cache.host_lengths) longest = std::max(longest, len);
+  TORCH_CHECK(longest < cache.capacity, "qwen2: the KV cache is full (", cache.capacity, " positions)");
+
+  AttentionPlan plan;
+  plan.mode = AttentionPlan::Mode::kDecode;
+  plan.cache = &cache;
+  plan.positions = cache.lengths;
+  plan.key_len = longest + 1;
+  const at::Tensor key_index = at::arange(plan.key_len, at::TensorOptions().dtype(at::kLong).device(ids.device()));
+  plan.key_mask = (key_index.unsqueeze(0) <= cache.lengths.unsqueeze(1)).view({B, 1, 1, plan.key_len});
+  std::tie(plan.cos, plan.sin) = impl_->rope(cache.lengths.unsqueeze(1));
+  const at::Tensor hidden = impl_->run(ids.unsqueeze(1), plan, /*training=*/false);
+  cache.lengths = cache.lengths + 1;
+  for (auto& len : cache.host_lengths) ++len;
+  return hidden.select(1, 0);
+}
+
+}  // namespace loft
