@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Set up (idempotent), build, and run the bundled demo recipe.
+# Set up (idempotent), build, and run the bundled demo recipe (extra arguments are recipe overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-build/bin/loft validate recipes/demo.toml
-build/bin/loft plugins list
+build/bin/loft run recipes/demo.toml "$@"

@@ -168,7 +168,9 @@ int cmd_plugins(const std::vector<std::string>& args) {
 int cmd_run(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
-  const char* usage = "loft run RECIPE [section.key=value ...] [--plugin-path DIR]";
+  std::string resume;
+  opts.add_options()("resume", po::value(&resume), "continue the run in this folder from its latest checkpoint");
+  const char* usage = "loft run RECIPE [section.key=value ...] [--resume RUN_DIR] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   std::vector<std::string> recipes, overrides;
@@ -181,7 +183,9 @@ int cmd_run(const std::vector<std::string>& args) {
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
   ResolvedRecipe recipe;
   if (!load_recipe(recipes[0], overrides, registry, &recipe)) return kExitUsage;
-  return run_recipe(recipe, registry);
+  RunOptions run_options;
+  run_options.resume_dir = resume;
+  return run_recipe(recipe, registry, run_options);
 }
 
 int cmd_data(const std::vector<std::string>& args) {

@@ -1,8 +1,21 @@
-// run_recipe: from a validated recipe to a run.
+// run_recipe: from a validated recipe to a trained run folder.
 #include "loft/framework/run.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "loft/framework/examples.h"
+#include "loft/framework/qwen2.h"
+#include "loft/framework/tokenizer.h"
+#include "loft/framework/trainer.h"
+
+namespace fs = std::filesystem;
 
 namespace loft {
 
@@ -27,19 +40,140 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
   return c;
 }
 
-int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry) {
+namespace {
+
+std::string gib(double bytes) { return fmt::format("{:.2f}GiB", bytes / (1024.0 * 1024 * 1024)); }
+
+std::string run_folder_name(const ResolvedRecipe& recipe) {
+  const std::string& name = recipe.sections.at("output").string("name");
+  if (!name.empty()) return name;
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return recipe.path.stem().string() + "-" + stamp;
+}
+
+// One line per logged step; on a terminal the line rewrites itself as a progress bar.
+void report(const StepMetrics& m, int64_t total, double elapsed_s) {
+  const double eta = m.step > 0 ? elapsed_s / static_cast<double>(m.step) * static_cast<double>(total - m.step) : 0;
+  std::string line = fmt::format("step {}/{} loss {:.4f} lr {:.2e} grad {:.3f} tok/s {:.0f} eta {}:{:02d} gpu {} host {}{}",
+                                 m.step, total, m.loss, m.lr, m.grad_norm, m.tokens_per_second,
+                                 static_cast<int>(eta) / 60, static_cast<int>(eta) % 60, gib(m.peak_gpu_bytes),
+                                 gib(m.peak_host_bytes), m.skipped ? " (fp16 overflow: step skipped)" : "");
+  if (isatty(STDOUT_FILENO)) {
+    const int width = 24, filled = static_cast<int>(width * m.step / std::max<int64_t>(total, 1));
+    std::printf("\r[%s%s] %s\033[K%s", std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                line.c_str(), m.step == total ? "\n" : "");
+  } else {
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
   auto components = instantiate(recipe, registry);
   if (!components.ok()) {
     spdlog::error("{}", components.status().message());
     return 1;
   }
-  const auto& c = components.value();
-  spdlog::info("device {}, dtype {}, seed {}", c.context->device().str(), c10::toString(c.context->compute_dtype()),
-               c.context->seed());
-  for (const auto& [kind, name] : recipe.plugin_types) spdlog::info("{}: {}", kind, name);
-  spdlog::info("dataset: {} samples", c.dataset->size());
-  spdlog::error("this build of loft has no trainer yet: the model and training loop are not built in");
-  return 1;
+  auto& c = components.value();
+  const Options& model_opts = recipe.sections.at("model");
+  const fs::path model_dir = model_opts.string("path");
+  spdlog::info("device {}, dtype {}, seed {}; plugins: quantizer/{} peft/{} offload/{} dataset/{}",
+               c.context->device().str(), c10::toString(c.context->compute_dtype()), c.context->seed(),
+               recipe.plugin_types.at("quantizer"), recipe.plugin_types.at("peft"), recipe.plugin_types.at("offload"),
+               recipe.plugin_types.at("dataset"));
+
+  auto tokenizer = Tokenizer::from_file(model_dir / "tokenizer.json");
+  if (!tokenizer.ok()) {
+    spdlog::error("{}", tokenizer.status().message());
+    return 2;
+  }
+  TokenizeStats stats;
+  auto examples = tokenize_dataset(tokenizer.value(), *c.dataset, recipe.sections.at("dataset").integer("max_length"), &stats);
+  if (!examples.ok()) {
+    spdlog::error("{}", examples.status().message());
+    return 1;
+  }
+  spdlog::info("dataset: {} samples -> {} examples, {} label tokens ({} truncated, {} dropped: prompt too long)",
+               c.dataset->size(), stats.examples, stats.label_tokens, stats.truncated, stats.dropped);
+
+  ModelOptions mo;
+  mo.dtype = c.context->compute_dtype();
+  mo.device = c.context->device();
+  mo.make_linear = [&](const at::Tensor& w, const std::string& site) { return c.quantizer->quantize(w, site); };
+  mo.peft = c.peft.get();
+  mo.offload = c.offload.get();
+  mo.log = &c.context->log();
+  StatusOr<std::unique_ptr<Qwen2Model>> model = Status::Internal("unset");
+  if (model_opts.string("init") == "random") {
+    auto config = read_qwen2_config(model_dir / "config.json");
+    if (!config.ok()) {
+      spdlog::error("{}", config.status().message());
+      return 2;
+    }
+    model = Qwen2Model::create_random(config.value(), c.context->seed(), mo);
+  } else {
+    model = Qwen2Model::load(model_dir, mo);
+  }
+  if (!model.ok()) {
+    spdlog::error("{}", model.status().message());
+    return 2;
+  }
+  auto& lm = *model.value();
+  int64_t trainable = 0;
+  for (auto& [name, t] : lm.trainable_parameters()) trainable += t.numel();
+  spdlog::info("model: {} layers, hidden {}, vocab {}; {} trainable parameters", lm.config().num_hidden_layers,
+               lm.config().hidden_size, lm.config().vocab_size, trainable);
+
+  auto train_config = TrainConfig::from_options(recipe.sections.at("train"));
+  if (!train_config.ok()) {
+    spdlog::error("{}", train_config.status().message());
+    return 2;
+  }
+  TrainConfig tc = train_config.value();
+  tc.pad_id = tokenizer.value().pad_id().value_or(tokenizer.value().eos_id().value_or(0));
+  tc.fp16_loss_scaling = c.context->compute_dtype() == c10::kHalf;
+
+  const fs::path run_dir = options.resume_dir.empty()
+                               ? fs::path(recipe.sections.at("output").string("dir")) / run_folder_name(recipe)
+                               : options.resume_dir;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) {
+    spdlog::error("cannot create the run folder {}: {}", run_dir.string(), ec.message());
+    return 1;
+  }
+  Trainer trainer(tc, lm, examples.value(), run_dir, c.context->device());
+  if (!options.resume_dir.empty()) {
+    std::ifstream latest(run_dir / "checkpoints" / "latest");
+    std::string name;
+    if (!(latest >> name)) {
+      spdlog::error("--resume {}: no checkpoints/latest in that folder; is it a loft run folder?", run_dir.string());
+      return 2;
+    }
+    if (auto st = trainer.load_checkpoint(run_dir / "checkpoints" / name); !st.ok()) {
+      spdlog::error("{}", st.message());
+      return 2;
+    }
+    spdlog::info("resumed from {} at step {}", (run_dir / "checkpoints" / name).string(), trainer.step());
+  } else {
+    std::ofstream(run_dir / "recipe.toml") << recipe.to_toml();
+  }
+  spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,
+               tc.grad_accum);
+  const auto start = std::chrono::steady_clock::now();
+  auto st = trainer.train([&](const StepMetrics& m) {
+    report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  });
+  if (!st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  spdlog::info("done: {} steps; metrics in {}", trainer.step(), (run_dir / "metrics.jsonl").string());
+  return 0;
 }
 
 }  // namespace loft

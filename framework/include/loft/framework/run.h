@@ -26,7 +26,12 @@ struct RunComponents {
 // Loads and creates the recipe's four plugins. The error names the plugin and the recipe section.
 StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry& registry);
 
-// Runs the recipe end to end; returns the process exit code (0 ok, 1 runtime failure).
-int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry);
+struct RunOptions {
+  std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
+};
+
+// Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
+// (recipe.toml, metrics.jsonl, checkpoints/). Returns the process exit code (0 ok, 1 runtime failure, 2 bad input).
+int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options = {});
 
 }  // namespace loft
