@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <torch/cuda.h>
 
 #include "loft/framework/examples.h"
 #include "loft/framework/qwen2.h"
@@ -107,6 +108,7 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   mo.peft = c.peft.get();
   mo.offload = c.offload.get();
   mo.log = &c.context->log();
+  const auto load_start = std::chrono::steady_clock::now();
   StatusOr<std::unique_ptr<Qwen2Model>> model = Status::Internal("unset");
   if (model_opts.string("init") == "random") {
     auto config = read_qwen2_config(model_dir / "config.json");
@@ -125,8 +127,11 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   auto& lm = *model.value();
   int64_t trainable = 0;
   for (auto& [name, t] : lm.trainable_parameters()) trainable += t.numel();
-  spdlog::info("model: {} layers, hidden {}, vocab {}; {} trainable parameters", lm.config().num_hidden_layers,
-               lm.config().hidden_size, lm.config().vocab_size, trainable);
+  if (c.context->device().is_cuda()) torch::cuda::synchronize();
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  spdlog::info("model: {} layers, hidden {}, vocab {}; {} trainable parameters; built in {:.2f} s ({})",
+               lm.config().num_hidden_layers, lm.config().hidden_size, lm.config().vocab_size, trainable, load_s,
+               model_opts.string("init") == "random" ? "random init" : "loaded from " + model_dir.string());
 
   auto train_config = TrainConfig::from_options(recipe.sections.at("train"));
   if (!train_config.ok()) {
