@@ -11,7 +11,9 @@
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 
+#include "loft/framework/atomic_file.h"
 #include "loft/framework/examples.h"
+#include "loft/framework/safetensors.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/tokenizer.h"
 #include "loft/framework/trainer.h"
@@ -69,6 +71,35 @@ void report(const StepMetrics& m, int64_t total, double elapsed_s) {
     std::printf("%s\n", line.c_str());
   }
   std::fflush(stdout);
+}
+
+// What a run leaves for users of the Hugging Face stack: a PEFT adapter folder (adapter_config.json +
+// adapter_model.safetensors with PEFT's key names) when the method has one, else the whole model as an HF folder.
+Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& model_dir, const fs::path& run_dir) {
+  const std::string adapter_config = peft.adapter_config_json(model_dir.string());
+  std::error_code ec;
+  if (!adapter_config.empty()) {
+    const fs::path out = run_dir / "adapter";
+    fs::create_directories(out, ec);
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (auto& [site, adapter] : lm.adapters()) {
+      for (auto& [key, t] : adapter->state_dict()) {
+        tensors.emplace_back("base_model.model." + site->name + "." + key, t.detach().to(at::kCPU));
+      }
+    }
+    if (auto st = write_safetensors(out / "adapter_model.safetensors", tensors, {{"format", "pt"}}); !st.ok()) return st;
+    return write_file_atomically(out / "adapter_config.json", adapter_config);
+  }
+  const fs::path out = run_dir / "model";
+  fs::create_directories(out, ec);
+  if (auto st = write_sharded_checkpoint(out, lm.state_dict(lm.dtype()), uint64_t{5} << 30); !st.ok()) return st;
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
+    std::ifstream in(model_dir / f, std::ios::binary);
+    if (!in) continue;
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    if (auto st = write_file_atomically(out / f, bytes); !st.ok()) return st;
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -177,7 +208,13 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     spdlog::error("{}", st.message());
     return 1;
   }
-  spdlog::info("done: {} steps; metrics in {}", trainer.step(), (run_dir / "metrics.jsonl").string());
+  if (auto saved = save_trained(lm, *c.peft, model_dir, run_dir); !saved.ok()) {
+    spdlog::error("{}", saved.message());
+    return 1;
+  }
+  spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
+               c.peft->adapter_config_json("").empty() ? "model" : "adapter",
+               (run_dir / (c.peft->adapter_config_json("").empty() ? "model" : "adapter")).string());
   return 0;
 }
 

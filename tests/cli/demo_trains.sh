@@ -2,17 +2,23 @@
 # The bundled demo recipe trains: the run folder holds the resolved recipe, metrics and a checkpoint, and the loss
 # of the last logged step is well below the first. Then a resumed run continues from that checkpoint.
 set -euo pipefail
-loft=$1 recipes=$2 work=$3
+loft=$1 recipes=$2 work=$3 python=$4 here=$(dirname "$0")
 rm -rf "$work"; mkdir -p "$work"
 "$loft" run "$recipes/demo.toml" train.max_steps=40 train.log_every=1 output.dir="$work" output.name=demo 2>&1 | tee "$work/log.txt"
 run="$work/demo"
-for f in recipe.toml metrics.jsonl checkpoints/latest checkpoints/step-000040/trainable.pt; do
+for f in recipe.toml metrics.jsonl checkpoints/latest checkpoints/step-000040/trainable.pt model/model.safetensors \
+         model/config.json model/tokenizer.json; do
   [ -e "$run/$f" ] || { echo "missing $run/$f"; exit 1; }
 done
 first=$(head -1 "$run/metrics.jsonl" | sed -E 's/.*"loss":([0-9.e+-]+).*/\1/')
 last=$(tail -1 "$run/metrics.jsonl" | sed -E 's/.*"loss":([0-9.e+-]+).*/\1/')
 echo "loss: first step $first, step 40 $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.6 * a) }' || { echo "loss did not fall enough"; exit 1; }
+# The fine-tuned model is a Hugging Face folder: transformers loads it, weights equal.
+"$python" "$here/check_hf_outputs.py" model "$run/model"
+# A LoRA run leaves a PEFT adapter that PEFT loads with every tensor.
+"$loft" run "$recipes/demo.toml" peft.type=lora train.max_steps=3 output.dir="$work" output.name=lora
+"$python" "$here/check_hf_outputs.py" adapter "$work/lora/adapter" "$recipes/../models/demo"
 # --resume: same recipe, more steps; continues at step 41 in the same folder.
 "$loft" run "$recipes/demo.toml" train.max_steps=45 train.log_every=1 output.dir="$work" output.name=demo \
   --resume "$run" 2>&1 | tee "$work/resume.txt"

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "loft/framework/atomic_file.h"
 #include "loft/framework/chunked_loss.h"
 #include "loft/framework/files.h"
 
@@ -49,21 +50,6 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
 }
 
 namespace {
-
-// Writes `bytes` so that a crash leaves either the old file or the new one: temp file, fsync, rename.
-Status write_atomically(const fs::path& path, const std::string& bytes) {
-  fs::path tmp = path;
-  tmp += fmt::format(".tmp.{}", ::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return Status::IoError(fmt::format("cannot write {}", tmp.string()));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) return Status::IoError(fmt::format("writing {} failed (disk full?)", tmp.string()));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::IoError(fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
-  return Status::Ok();
-}
 
 double peak_host_bytes() {
   rusage usage{};
@@ -244,12 +230,12 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
     files.emplace_back("rng_cuda.pt", tensor_bytes(at::globalContext().defaultGenerator(device_).get_state()));
   }
   for (const auto& [name, bytes] : files) {
-    if (auto st = write_atomically(tmp / name, bytes); !st.ok()) return st;
+    if (auto st = write_file_atomically(tmp / name, bytes); !st.ok()) return st;
   }
   if (auto st = remove_tree(dir); !st.ok()) return st;
   fs::rename(tmp, dir, ec);
   if (ec) return Status::IoError(fmt::format("cannot move {} into place: {}", dir.string(), ec.message()));
-  return write_atomically(dir.parent_path() / "latest", dir.filename().string() + "\n");
+  return write_file_atomically(dir.parent_path() / "latest", dir.filename().string() + "\n");
 }
 
 Status Trainer::load_checkpoint(const fs::path& dir) {
