@@ -86,6 +86,20 @@ bool load_recipe(const std::string& file, const std::vector<std::string>& overri
   return diags.empty();
 }
 
+// For commands on one recipe: the single recipe argument with its overrides, validated against the plugins
+// found. Returns false (after printing why) on a usage or recipe error.
+bool load_one_recipe(const char* command, const Common& c, const char* usage, PluginRegistry& registry,
+                     ResolvedRecipe* recipe) {
+  std::vector<std::string> recipes, overrides;
+  for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
+  if (recipes.size() != 1) {
+    std::fprintf(stderr, "loft %s: name exactly one recipe\nusage: %s\n", command, usage);
+    return false;
+  }
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  return load_recipe(recipes[0], overrides, registry, recipe);
+}
+
 std::string describe_spec(const OptionSpec& s) {
   std::string out = fmt::format("  {:<16} {:<12}", s.name, option_type_name(s.type));
   out += s.default_value ? fmt::format(" default {}", format_option_value(*s.default_value)) : std::string(" required");
@@ -173,16 +187,9 @@ int cmd_run(const std::vector<std::string>& args) {
   const char* usage = "loft run RECIPE [section.key=value ...] [--resume RUN_DIR] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
-  std::vector<std::string> recipes, overrides;
-  for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
-  if (recipes.size() != 1) {
-    std::fprintf(stderr, "loft run: name exactly one recipe\nusage: %s\n", usage);
-    return kExitUsage;
-  }
   PluginRegistry registry;
-  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
   ResolvedRecipe recipe;
-  if (!load_recipe(recipes[0], overrides, registry, &recipe)) return kExitUsage;
+  if (!load_one_recipe("run", c, usage, registry, &recipe)) return kExitUsage;
   RunOptions run_options;
   run_options.resume_dir = resume;
   return run_recipe(recipe, registry, run_options);
@@ -196,16 +203,9 @@ int cmd_data(const std::vector<std::string>& args) {
   const char* usage = "loft data RECIPE [section.key=value ...] [--limit N] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
-  std::vector<std::string> recipes, overrides;
-  for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
-  if (recipes.size() != 1) {
-    std::fprintf(stderr, "loft data: name exactly one recipe\nusage: %s\n", usage);
-    return kExitUsage;
-  }
   PluginRegistry registry;
-  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
   ResolvedRecipe recipe;
-  if (!load_recipe(recipes[0], overrides, registry, &recipe)) return kExitUsage;
+  if (!load_one_recipe("data", c, usage, registry, &recipe)) return kExitUsage;
   auto ctx = make_run_context(recipe.sections.at("model"), recipe.sections.at("train"));
   if (!ctx.ok()) {
     spdlog::error("{}", ctx.status().message());
