@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "loft/framework/evaluate.h"
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/recipe.h"
@@ -224,6 +225,29 @@ int cmd_data(const std::vector<std::string>& args) {
     std::printf("%s\n", j.dump().c_str());
   }
   return kExitOk;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  EvalOptions eval;
+  std::string run_dir;
+  opts.add_options()("run", po::value(&run_dir), "evaluate what this run folder trained (its latest checkpoint)")(
+      "limit", po::value(&eval.limit)->default_value(100), "problems to evaluate (0: all)")(
+      "max-new-tokens", po::value(&eval.max_new_tokens)->default_value(512), "generation budget per problem")(
+      "batch-size", po::value(&eval.batch_size)->default_value(8), "prompts generated together");
+  const char* usage = "loft eval RECIPE [section.key=value ...] [--run RUN_DIR] [--limit N] [--max-new-tokens N]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  if (eval.batch_size < 1 || eval.max_new_tokens < 1 || eval.limit < 0) {
+    std::fprintf(stderr, "loft eval: --batch-size and --max-new-tokens must be >= 1, --limit >= 0\n");
+    return kExitUsage;
+  }
+  eval.run_dir = run_dir;
+  PluginRegistry registry;
+  ResolvedRecipe recipe;
+  if (!load_one_recipe("eval", c, usage, registry, &recipe)) return kExitUsage;
+  return eval_recipe(recipe, registry, eval);
 }
 
 }  // namespace loft::cli

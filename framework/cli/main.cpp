@@ -20,6 +20,7 @@ commands:
   validate RECIPE... [section.key=value]   check recipes against every schema; all errors at once
   plugins list | describe KIND/NAME        what plugins are installed, read from their manifests
   data RECIPE [--limit N]                  print the recipe's dataset samples as JSON lines
+  eval RECIPE [--run RUN_DIR] [--limit N]  generate answers to the dataset's problems and grade them
 
 `loft <command> --help` describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error.
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return loft::cli::cmd_validate(args);
     if (command == "plugins") return loft::cli::cmd_plugins(args);
     if (command == "data") return loft::cli::cmd_data(args);
+    if (command == "eval") return loft::cli::cmd_eval(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), e.what());
     return loft::cli::kExitFailure;

@@ -43,6 +43,7 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
   return c;
 }
 
+
 namespace {
 
 std::string gib(double bytes) { return fmt::format("{:.2f}GiB", bytes / (1024.0 * 1024 * 1024)); }
@@ -104,6 +105,37 @@ Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& mode
 
 }  // namespace
 
+StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& c) {
+  const Options& model_opts = recipe.sections.at("model");
+  const fs::path model_dir = model_opts.string("path");
+  const auto load_start = std::chrono::steady_clock::now();
+  ModelOptions mo;
+  mo.dtype = c.context->compute_dtype();
+  mo.device = c.context->device();
+  mo.make_linear = [&c](const at::Tensor& w, const std::string& site) { return c.quantizer->quantize(w, site); };
+  mo.peft = c.peft.get();
+  mo.offload = c.offload.get();
+  mo.log = &c.context->log();
+  StatusOr<std::unique_ptr<Qwen2Model>> model = Status::Internal("unset");
+  if (model_opts.string("init") == "random") {
+    auto config = read_qwen2_config(model_dir / "config.json");
+    if (!config.ok()) return config.status();
+    model = Qwen2Model::create_random(config.value(), c.context->seed(), mo);
+  } else {
+    model = Qwen2Model::load(model_dir, mo);
+  }
+  if (!model.ok()) return model.status();
+  auto& lm = *model.value();
+  int64_t trainable = 0;
+  for (auto& [name, t] : lm.trainable_parameters()) trainable += t.numel();
+  if (c.context->device().is_cuda()) torch::cuda::synchronize();
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  spdlog::info("model: {} layers, hidden {}, vocab {}; {} trainable parameters; built in {:.2f} s ({})",
+               lm.config().num_hidden_layers, lm.config().hidden_size, lm.config().vocab_size, trainable, load_s,
+               model_opts.string("init") == "random" ? "random init" : "loaded from " + model_dir.string());
+  return model;
+}
+
 int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
   auto components = instantiate(recipe, registry);
   if (!components.ok()) {
@@ -132,37 +164,12 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   spdlog::info("dataset: {} samples -> {} examples, {} label tokens ({} truncated, {} dropped: prompt too long)",
                c.dataset->size(), stats.examples, stats.label_tokens, stats.truncated, stats.dropped);
 
-  ModelOptions mo;
-  mo.dtype = c.context->compute_dtype();
-  mo.device = c.context->device();
-  mo.make_linear = [&](const at::Tensor& w, const std::string& site) { return c.quantizer->quantize(w, site); };
-  mo.peft = c.peft.get();
-  mo.offload = c.offload.get();
-  mo.log = &c.context->log();
-  const auto load_start = std::chrono::steady_clock::now();
-  StatusOr<std::unique_ptr<Qwen2Model>> model = Status::Internal("unset");
-  if (model_opts.string("init") == "random") {
-    auto config = read_qwen2_config(model_dir / "config.json");
-    if (!config.ok()) {
-      spdlog::error("{}", config.status().message());
-      return 2;
-    }
-    model = Qwen2Model::create_random(config.value(), c.context->seed(), mo);
-  } else {
-    model = Qwen2Model::load(model_dir, mo);
-  }
-  if (!model.ok()) {
-    spdlog::error("{}", model.status().message());
+  auto built = build_model(recipe, c);
+  if (!built.ok()) {
+    spdlog::error("{}", built.status().message());
     return 2;
   }
-  auto& lm = *model.value();
-  int64_t trainable = 0;
-  for (auto& [name, t] : lm.trainable_parameters()) trainable += t.numel();
-  if (c.context->device().is_cuda()) torch::cuda::synchronize();
-  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
-  spdlog::info("model: {} layers, hidden {}, vocab {}; {} trainable parameters; built in {:.2f} s ({})",
-               lm.config().num_hidden_layers, lm.config().hidden_size, lm.config().vocab_size, trainable, load_s,
-               model_opts.string("init") == "random" ? "random init" : "loaded from " + model_dir.string());
+  auto& lm = *built.value();
 
   auto train_config = TrainConfig::from_options(recipe.sections.at("train"));
   if (!train_config.ok()) {

@@ -19,7 +19,7 @@ expect 0 '^loft [0-9]+\.[0-9]+\.[0-9]+' -- "$loft" --version
 expect 0 'commands:' -- "$loft" --help
 expect 2 'usage' -- "$loft"
 expect 2 "unknown command 'trian'" -- "$loft" trian
-for cmd in run validate plugins data; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
+for cmd in run validate plugins data eval; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
 expect 2 'unrecognised option|unrecognized option' -- "$loft" validate --bogus "$here/bad_recipe.toml"
 
 # plugins list: every built-in plugin with kind and version, from manifests.

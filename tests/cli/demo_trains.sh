@@ -14,6 +14,10 @@ first=$(head -1 "$run/metrics.jsonl" | sed -E 's/.*"loss":([0-9.e+-]+).*/\1/')
 last=$(tail -1 "$run/metrics.jsonl" | sed -E 's/.*"loss":([0-9.e+-]+).*/\1/')
 echo "loss: first step $first, step 40 $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.6 * a) }' || { echo "loss did not fall enough"; exit 1; }
+# eval: generation on held-out-style problems, graded; eval.json in the run folder.
+"$loft" eval "$recipes/demo.toml" --run "$run" --limit 4 --max-new-tokens 24 2>&1 | tee "$work/eval.txt"
+grep -Eq '^accuracy [0-4]/4' "$work/eval.txt"
+grep -q '"total": 4' "$run/eval.json"
 # The fine-tuned model is a Hugging Face folder: transformers loads it, weights equal.
 "$python" "$here/check_hf_outputs.py" model "$run/model"
 # A LoRA run leaves a PEFT adapter that PEFT loads with every tensor.

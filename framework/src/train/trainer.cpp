@@ -71,6 +71,29 @@ std::string tensor_bytes(const at::Tensor& t) {
 
 }  // namespace
 
+Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params, const fs::path& file) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.string());
+    at::NoGradGuard no_grad;
+    for (const auto& [name, t] : params) {
+      at::Tensor saved;
+      if (!archive.try_read(name, saved, /*is_buffer=*/true)) {
+        return Status::InvalidArgument(fmt::format("{} has no tensor '{}': was it written by another recipe?",
+                                                   file.string(), name));
+      }
+      if (saved.sizes() != t.sizes()) {
+        return Status::InvalidArgument(fmt::format("{}: '{}' has shape {}, the model has {}", file.string(), name,
+                                                   fmt::join(saved.sizes(), "x"), fmt::join(t.sizes(), "x")));
+      }
+      t.copy_(saved);
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(fmt::format("{} is unreadable: {}", file.string(), e.what()));
+  }
+  return Status::Ok();
+}
+
 struct Trainer::State {
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -245,8 +268,8 @@ Status Trainer::load_checkpoint(const fs::path& dir) {
     out.assign(std::istreambuf_iterator<char>(in), {});
     return Status::Ok();
   };
-  std::string meta_text, params_bytes, optimizer_bytes, rng_bytes;
-  for (auto [name, out] : {std::pair<const char*, std::string*>{"trainer.json", &meta_text}, {"trainable.pt", &params_bytes},
+  std::string meta_text, optimizer_bytes, rng_bytes;
+  for (auto [name, out] : {std::pair<const char*, std::string*>{"trainer.json", &meta_text},
                            {"optimizer.pt", &optimizer_bytes}, {"rng_cpu.pt", &rng_bytes}}) {
     if (auto st = read(name, *out); !st.ok()) return st;
   }
@@ -255,22 +278,9 @@ Status Trainer::load_checkpoint(const fs::path& dir) {
     if (meta.value("format", "") != "loft-checkpoint" || meta.value("version", 0) != 1) {
       return Status::InvalidArgument(fmt::format("{}/trainer.json is not a loft checkpoint of version 1", dir.string()));
     }
-    std::istringstream params_in(params_bytes), optimizer_in(optimizer_bytes), rng_in(rng_bytes);
-    torch::serialize::InputArchive params;
-    params.load_from(params_in);
+    std::istringstream optimizer_in(optimizer_bytes), rng_in(rng_bytes);
     at::NoGradGuard no_grad;
-    for (auto& [name, t] : state_->params) {
-      at::Tensor saved;
-      if (!params.try_read(name, saved, /*is_buffer=*/true)) {
-        return Status::InvalidArgument(fmt::format("checkpoint {} has no tensor '{}': was it written by another recipe?",
-                                                   dir.string(), name));
-      }
-      if (saved.sizes() != t.sizes()) {
-        return Status::InvalidArgument(fmt::format("checkpoint {}: '{}' has shape {}, the model has {}", dir.string(),
-                                                   name, fmt::join(saved.sizes(), "x"), fmt::join(t.sizes(), "x")));
-      }
-      t.copy_(saved);
-    }
+    if (auto st = load_trainable_tensors(state_->params, dir / "trainable.pt"); !st.ok()) return st;
     torch::load(*state_->optimizer, optimizer_in);
     at::Tensor rng;
     torch::load(rng, rng_in);

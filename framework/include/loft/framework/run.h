@@ -7,6 +7,7 @@
 #include "loft/dataset.h"
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
+#include "loft/framework/qwen2.h"
 #include "loft/framework/recipe.h"
 #include "loft/offload.h"
 #include "loft/peft.h"
@@ -25,6 +26,10 @@ struct RunComponents {
 
 // Loads and creates the recipe's four plugins. The error names the plugin and the recipe section.
 StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry& registry);
+
+// The recipe's model: config.json + weights from model.path (or random init), the recipe's quantizer, PEFT method and
+// offload strategy attached. Logs its size and how long building took.
+StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& components);
 
 struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run

@@ -63,6 +63,11 @@ struct StepMetrics {
   bool skipped = false;  // fp16 overflow: step skipped, loss scale halved
 };
 
+// Copies the tensors of a checkpoint's trainable.pt into `params` (same names and shapes, as
+// CausalLM::trainable_parameters() returns them). Errors name the file and the tensor.
+Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params,
+                              const std::filesystem::path& file);
+
 class Trainer {
  public:
   // `run_dir` receives metrics.jsonl and checkpoints/. `device` is where batches go.
