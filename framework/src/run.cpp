@@ -202,8 +202,9 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
       return 2;
     }
     spdlog::info("resumed from {} at step {}", (run_dir / "checkpoints" / name).string(), trainer.step());
-  } else {
-    std::ofstream(run_dir / "recipe.toml") << recipe.to_toml();
+  } else if (auto written = write_file_atomically(run_dir / "recipe.toml", recipe.to_toml()); !written.ok()) {
+    spdlog::error("{}", written.message());
+    return 1;
   }
   spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,
                tc.grad_accum);
@@ -219,9 +220,9 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     spdlog::error("{}", saved.message());
     return 1;
   }
-  spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
-               c.peft->adapter_config_json("").empty() ? "model" : "adapter",
-               (run_dir / (c.peft->adapter_config_json("").empty() ? "model" : "adapter")).string());
+  const char* result = c.peft->adapter_config_json("").empty() ? "model" : "adapter";
+  spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(), result,
+               (run_dir / result).string());
   return 0;
 }
 
