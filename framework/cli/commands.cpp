@@ -250,4 +250,21 @@ int cmd_eval(const std::vector<std::string>& args) {
   return eval_recipe(recipe, registry, eval);
 }
 
+int cmd_merge(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  std::string out;
+  opts.add_options()("out", po::value(&out), "folder to write the merged Hugging Face model into");
+  const char* usage = "loft merge RUN_DIR --out DIR [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  if (c.positional.size() != 1 || out.empty()) {
+    std::fprintf(stderr, "loft merge: name one run folder and --out\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  return merge_run(c.positional[0], registry, out);
+}
+
 }  // namespace loft::cli

@@ -21,6 +21,7 @@ commands:
   plugins list | describe KIND/NAME        what plugins are installed, read from their manifests
   data RECIPE [--limit N]                  print the recipe's dataset samples as JSON lines
   eval RECIPE [--run RUN_DIR] [--limit N]  generate answers to the dataset's problems and grade them
+  merge RUN_DIR --out DIR                  base + trained adaptation -> a Hugging Face model folder
 
 `loft <command> --help` describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error.
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     if (command == "plugins") return loft::cli::cmd_plugins(args);
     if (command == "data") return loft::cli::cmd_data(args);
     if (command == "eval") return loft::cli::cmd_eval(args);
+    if (command == "merge") return loft::cli::cmd_merge(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), e.what());
     return loft::cli::kExitFailure;

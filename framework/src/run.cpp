@@ -78,9 +78,9 @@ void report(const StepMetrics& m, int64_t total, double elapsed_s) {
 // adapter_model.safetensors with PEFT's key names) when the method has one, else the whole model as an HF folder.
 Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& model_dir, const fs::path& run_dir) {
   const std::string adapter_config = peft.adapter_config_json(model_dir.string());
-  std::error_code ec;
   if (!adapter_config.empty()) {
     const fs::path out = run_dir / "adapter";
+    std::error_code ec;
     fs::create_directories(out, ec);
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     for (auto& [site, adapter] : lm.adapters()) {
@@ -91,8 +91,15 @@ Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& mode
     if (auto st = write_safetensors(out / "adapter_model.safetensors", tensors, {{"format", "pt"}}); !st.ok()) return st;
     return write_file_atomically(out / "adapter_config.json", adapter_config);
   }
-  const fs::path out = run_dir / "model";
+  return save_merged_model(lm, model_dir, run_dir / "model");
+}
+
+}  // namespace
+
+Status save_merged_model(const Qwen2Model& lm, const fs::path& model_dir, const fs::path& out) {
+  std::error_code ec;
   fs::create_directories(out, ec);
+  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
   if (auto st = write_sharded_checkpoint(out, lm.state_dict(lm.dtype()), uint64_t{5} << 30); !st.ok()) return st;
   for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
     std::ifstream in(model_dir / f, std::ios::binary);
@@ -103,7 +110,45 @@ Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& mode
   return Status::Ok();
 }
 
-}  // namespace
+int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out) {
+  auto parsed = parse_recipe_file(run_dir / "recipe.toml");
+  if (!parsed.ok()) {
+    spdlog::error("{} (is {} a loft run folder?)", parsed.status().message(), run_dir.string());
+    return 2;
+  }
+  ResolvedRecipe recipe;
+  auto diags = validate_recipe(parsed.value(), registry, &recipe);
+  for (const auto& d : diags) spdlog::error("{}", d.str());
+  if (!diags.empty()) return 2;
+  auto components = instantiate(recipe, registry);
+  if (!components.ok()) {
+    spdlog::error("{}", components.status().message());
+    return 1;
+  }
+  auto model = build_model(recipe, components.value());
+  if (!model.ok()) {
+    spdlog::error("{}", model.status().message());
+    return 2;
+  }
+  std::ifstream latest(run_dir / "checkpoints" / "latest");
+  std::string name;
+  if (!(latest >> name)) {
+    spdlog::error("{}: no checkpoints/latest; is it a loft run folder?", run_dir.string());
+    return 2;
+  }
+  const fs::path file = run_dir / "checkpoints" / name / "trainable.pt";
+  if (auto st = load_trainable_tensors(model.value()->trainable_parameters(), file); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 2;
+  }
+  const fs::path model_dir = recipe.sections.at("model").string("path");
+  if (auto st = save_merged_model(*model.value(), model_dir, out); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  spdlog::info("merged {} into {}", file.string(), out.string());
+  return 0;
+}
 
 StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& c) {
   const Options& model_opts = recipe.sections.at("model");

@@ -19,7 +19,7 @@ expect 0 '^loft [0-9]+\.[0-9]+\.[0-9]+' -- "$loft" --version
 expect 0 'commands:' -- "$loft" --help
 expect 2 'usage' -- "$loft"
 expect 2 "unknown command 'trian'" -- "$loft" trian
-for cmd in run validate plugins data eval; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
+for cmd in run validate plugins data eval merge; do expect 0 "usage: loft $cmd" -- "$loft" "$cmd" --help; done
 expect 2 'unrecognised option|unrecognized option' -- "$loft" validate --bogus "$here/bad_recipe.toml"
 
 # plugins list: every built-in plugin with kind and version, from manifests.
@@ -42,6 +42,8 @@ expect 2 '3 errors' -- "$loft" validate "$here/bad_recipe.toml"
 expect 2 "unknown key 'bacth_size'" -- "$loft" validate "$here/bad_recipe.toml" train.lr=1e-4 quantizer.type=none
 expect 2 'must look like section.key=value' -- "$loft" validate "$here/bad_recipe.toml" lr=1
 expect 2 'no such recipe file' -- "$loft" validate /nonexistent.toml
+expect 2 'name one run folder and --out' -- "$loft" merge
+expect 2 'no such recipe file.*a loft run folder' -- "$loft" merge /nonexistent --out /tmp/never
 
 # Plugin loading failures surface through run with exit 1 and the plugin's file named.
 expect 0 ': ok' -- "$loft" validate "$here/good_recipe.toml"

@@ -23,6 +23,9 @@ grep -q '"total": 4' "$run/eval.json"
 # A LoRA run leaves a PEFT adapter that PEFT loads with every tensor.
 "$loft" run "$recipes/demo.toml" peft.type=lora train.max_steps=3 output.dir="$work" output.name=lora
 "$python" "$here/check_hf_outputs.py" adapter "$work/lora/adapter" "$recipes/../models/demo"
+# merge: the LoRA run's base + adapter as a Hugging Face folder that transformers loads.
+"$loft" merge "$work/lora" --out "$work/merged"
+"$python" "$here/check_hf_outputs.py" model "$work/merged"
 # --resume: same recipe, more steps; continues at step 41 in the same folder.
 "$loft" run "$recipes/demo.toml" train.max_steps=45 train.log_every=1 output.dir="$work" output.name=demo \
   --resume "$run" 2>&1 | tee "$work/resume.txt"

@@ -31,6 +31,13 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
 // offload strategy attached. Logs its size and how long building took.
 StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& components);
 
+// Writes the model with every adaptation folded in as a Hugging Face folder: sharded safetensors (5 GiB shards) in the
+// compute dtype, plus config.json and the tokenizer files copied from `model_dir`.
+Status save_merged_model(const Qwen2Model& model, const std::filesystem::path& model_dir, const std::filesystem::path& out);
+
+// `loft merge`: rebuilds a run's model from its recipe.toml, loads its latest checkpoint and writes the merged model.
+int merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry, const std::filesystem::path& out);
+
 struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
 };
