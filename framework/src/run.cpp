@@ -76,7 +76,8 @@ void report(const StepMetrics& m, int64_t total, double elapsed_s) {
 
 // What a run leaves for users of the Hugging Face stack: a PEFT adapter folder (adapter_config.json +
 // adapter_model.safetensors with PEFT's key names) when the method has one, else the whole model as an HF folder.
-Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& model_dir, const fs::path& run_dir) {
+StatusOr<fs::path> save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& model_dir,
+                                const fs::path& run_dir) {
   const std::string adapter_config = peft.adapter_config_json(model_dir.string());
   if (!adapter_config.empty()) {
     const fs::path out = run_dir / "adapter";
@@ -89,9 +90,11 @@ Status save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& mode
       }
     }
     if (auto st = write_safetensors(out / "adapter_model.safetensors", tensors, {{"format", "pt"}}); !st.ok()) return st;
-    return write_file_atomically(out / "adapter_config.json", adapter_config);
+    if (auto st = write_file_atomically(out / "adapter_config.json", adapter_config); !st.ok()) return st;
+    return out;
   }
-  return save_merged_model(lm, model_dir, run_dir / "model");
+  if (auto st = save_merged_model(lm, model_dir, run_dir / "model"); !st.ok()) return st;
+  return run_dir / "model";
 }
 
 }  // namespace
@@ -130,13 +133,12 @@ int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path&
     spdlog::error("{}", model.status().message());
     return 2;
   }
-  std::ifstream latest(run_dir / "checkpoints" / "latest");
-  std::string name;
-  if (!(latest >> name)) {
-    spdlog::error("{}: no checkpoints/latest; is it a loft run folder?", run_dir.string());
+  auto checkpoint = latest_checkpoint(run_dir);
+  if (!checkpoint.ok()) {
+    spdlog::error("{}", checkpoint.status().message());
     return 2;
   }
-  const fs::path file = run_dir / "checkpoints" / name / "trainable.pt";
+  const fs::path file = checkpoint.value() / "trainable.pt";
   if (auto st = load_trainable_tensors(model.value()->trainable_parameters(), file); !st.ok()) {
     spdlog::error("{}", st.message());
     return 2;
@@ -236,17 +238,16 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   }
   Trainer trainer(tc, lm, examples.value(), run_dir, c.context->device());
   if (!options.resume_dir.empty()) {
-    std::ifstream latest(run_dir / "checkpoints" / "latest");
-    std::string name;
-    if (!(latest >> name)) {
-      spdlog::error("--resume {}: no checkpoints/latest in that folder; is it a loft run folder?", run_dir.string());
+    auto checkpoint = latest_checkpoint(run_dir);
+    if (!checkpoint.ok()) {
+      spdlog::error("--resume {}", checkpoint.status().message());
       return 2;
     }
-    if (auto st = trainer.load_checkpoint(run_dir / "checkpoints" / name); !st.ok()) {
+    if (auto st = trainer.load_checkpoint(checkpoint.value()); !st.ok()) {
       spdlog::error("{}", st.message());
       return 2;
     }
-    spdlog::info("resumed from {} at step {}", (run_dir / "checkpoints" / name).string(), trainer.step());
+    spdlog::info("resumed from {} at step {}", checkpoint.value().string(), trainer.step());
   } else if (auto written = write_file_atomically(run_dir / "recipe.toml", recipe.to_toml()); !written.ok()) {
     spdlog::error("{}", written.message());
     return 1;
@@ -261,13 +262,13 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     spdlog::error("{}", st.message());
     return 1;
   }
-  if (auto saved = save_trained(lm, *c.peft, model_dir, run_dir); !saved.ok()) {
-    spdlog::error("{}", saved.message());
+  auto saved = save_trained(lm, *c.peft, model_dir, run_dir);
+  if (!saved.ok()) {
+    spdlog::error("{}", saved.status().message());
     return 1;
   }
-  const char* result = c.peft->adapter_config_json("").empty() ? "model" : "adapter";
-  spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(), result,
-               (run_dir / result).string());
+  spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
+               saved.value().filename().string(), saved.value().string());
   return 0;
 }
 

@@ -1,7 +1,6 @@
 // Generation + MATH grading for `loft eval`.
 #include "loft/framework/evaluate.h"
 
-#include <fstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -88,13 +87,12 @@ int eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Ev
   }
   auto& lm = *model.value();
   if (!options.run_dir.empty()) {
-    std::ifstream latest(options.run_dir / "checkpoints" / "latest");
-    std::string name;
-    if (!(latest >> name)) {
-      spdlog::error("--run {}: no checkpoints/latest in that folder; is it a loft run folder?", options.run_dir.string());
+    auto checkpoint = latest_checkpoint(options.run_dir);
+    if (!checkpoint.ok()) {
+      spdlog::error("--run {}", checkpoint.status().message());
       return 2;
     }
-    const fs::path file = options.run_dir / "checkpoints" / name / "trainable.pt";
+    const fs::path file = checkpoint.value() / "trainable.pt";
     if (auto st = load_trainable_tensors(lm.trainable_parameters(), file); !st.ok()) {
       spdlog::error("{}", st.message());
       return 2;

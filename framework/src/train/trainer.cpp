@@ -94,6 +94,16 @@ Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tenso
   return Status::Ok();
 }
 
+StatusOr<fs::path> latest_checkpoint(const fs::path& run_dir) {
+  std::ifstream latest(run_dir / "checkpoints" / "latest");
+  std::string name;
+  if (!(latest >> name)) {
+    return Status::NotFound(fmt::format("{}: no checkpoints/latest in that folder; is it a loft run folder?",
+                                        run_dir.string()));
+  }
+  return run_dir / "checkpoints" / name;
+}
+
 struct Trainer::State {
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -162,7 +172,7 @@ StepMetrics Trainer::train_step() {
 
   state_->optimizer->zero_grad(/*set_to_none=*/true);
   const double scale = config_.fp16_loss_scaling ? state_->loss_scale : 1.0;
-  double loss_sum = 0;
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   int64_t tokens = 0;
   for (auto& batch : micro) {
     auto ids = batch.input_ids.to(device_), lengths = batch.lengths.to(device_), labels = batch.labels.to(device_);
@@ -173,10 +183,10 @@ StepMetrics Trainer::train_step() {
     auto flat_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
     auto loss = chunked_linear_cross_entropy(flat_hidden, model_.lm_head_weight(), flat_labels);
     (loss * (scale / static_cast<double>(m.label_tokens))).backward();
-    loss_sum += loss.item<double>();
+    loss_sum += loss.detach();
     tokens += batch.input_ids.numel();
   }
-  m.loss = loss_sum / static_cast<double>(m.label_tokens);
+  m.loss = loss_sum.item<double>() / static_cast<double>(m.label_tokens);
 
   std::vector<at::Tensor> grads_of;
   for (auto& [name, t] : state_->params) {

@@ -68,6 +68,10 @@ struct StepMetrics {
 Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params,
                               const std::filesystem::path& file);
 
+// The checkpoint folder named by `run_dir`/checkpoints/latest (what Trainer::save_checkpoint publishes). The error
+// says the folder is not a loft run folder.
+StatusOr<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
+
 class Trainer {
  public:
   // `run_dir` receives metrics.jsonl and checkpoints/. `device` is where batches go.
