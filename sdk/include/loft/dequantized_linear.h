@@ -1,0 +1,16 @@
+// The differentiable matmul most quantizers need: y = x · deq(W)ᵀ, with the dense weight rebuilt in forward and again
+// in backward, so no layer's dense weight outlives its own use (what keeps an 8-bit or 4-bit base small in training).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "loft/quantizer.h"
+
+namespace loft {
+
+// y = x · Wᵀ where W = weight.dequantize(x.scalar_type()), without bias. Differentiable w.r.t. x only:
+// dx = dy · W, with W dequantized again in backward. `weight` must outlive the autograd graph that uses it
+// (the host's model owns every QuantizedLinear for the run). Works on any device the storage is on.
+at::Tensor dequantized_linear(const at::Tensor& x, const QuantizedLinear& weight);
+
+}  // namespace loft
