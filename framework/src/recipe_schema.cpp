@@ -35,7 +35,10 @@ std::map<std::string, OptionSchema> build_schema() {
           {"pretrained", "random"}),
   };
   s["train"] = {
-      opt("batch_size", T::kInt, int64_t{4}, "sequences per micro-batch", 1),
+      opt("batch_size", T::kInt, int64_t{4}, "examples per micro-batch", 1),
+      opt("packing", T::kBool, false, "pack each micro-batch's examples into as few rows as fit pack_length tokens, "
+          "each example attending only to itself (same loss and gradients, less padding)"),
+      opt("pack_length", T::kInt, int64_t{0}, "tokens per packed row; 0 means dataset.max_length", 0, 1 << 24),
       opt("grad_accum", T::kInt, int64_t{1}, "micro-batches per optimizer step", 1),
       opt("lr", T::kFloat, 2e-4, "peak learning rate", 0.0),
       opt("schedule", T::kString, std::string("cosine"), "learning-rate schedule after warmup", {}, {},

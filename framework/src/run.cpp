@@ -226,6 +226,15 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   TrainConfig tc = train_config.value();
   tc.pad_id = tokenizer.value().pad_id().value_or(tokenizer.value().eos_id().value_or(0));
   tc.fp16_loss_scaling = c.context->compute_dtype() == c10::kHalf;
+  if (recipe.sections.at("train").boolean("packing")) {
+    const int64_t max_length = recipe.sections.at("dataset").integer("max_length");
+    if (tc.pack_length == 0) tc.pack_length = max_length;
+    if (tc.pack_length < max_length) {
+      spdlog::error("train.pack_length = {} is shorter than dataset.max_length = {}: an example may not fit a packed "
+                    "row; raise pack_length or lower max_length", tc.pack_length, max_length);
+      return 2;
+    }
+  }
 
   const fs::path run_dir = options.resume_dir.empty()
                                ? fs::path(recipe.sections.at("output").string("dir")) / run_folder_name(recipe)

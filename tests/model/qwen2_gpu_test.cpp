@@ -8,6 +8,7 @@
 #include "loft/framework/generation.h"
 #include "loft/framework/qwen2.h"
 #include "model_test_support.h"
+#include "packing_support.h"
 
 namespace loft {
 namespace {
@@ -85,6 +86,22 @@ TEST(Qwen2Gpu, KernelsAgreeWithCpuAndGenerationIsConsistent) {
   // The user's SDPA flags are restored after every call.
   EXPECT_TRUE(at::globalContext().userEnabledMathSDP());
   EXPECT_TRUE(at::globalContext().userEnabledFlashSDP());
+}
+
+// bf16 packed rows go through flash attention's variable-length kernel, fp32 through the efficient kernel with a
+// block-diagonal mask: both must equal one example per row.
+TEST(Qwen2Gpu, PackedRowsEqualOneExamplePerRow) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device visible";
+  for (auto dtype : {at::kBFloat16, at::kFloat}) {
+    auto model = Qwen2Model::create_random(gpu_config(), 11, cuda_options(dtype));
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    double loss_diff = 0;
+    const double err = testing::packed_vs_unpacked(*model.value(), 16, &loss_diff);
+    std::cout << "[ gpu ] packed " << c10::toString(dtype) << ": hidden-state error " << err << ", loss difference "
+              << loss_diff << "\n";
+    EXPECT_LT(err, dtype == at::kFloat ? 1e-5 : 2e-2);
+    EXPECT_LT(loss_diff, dtype == at::kFloat ? 1e-5 : 1e-2);
+  }
 }
 
 }  // namespace

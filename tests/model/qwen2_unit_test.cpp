@@ -7,6 +7,7 @@
 #include "loft/framework/generation.h"
 #include "loft/framework/qwen2.h"
 #include "model_test_support.h"
+#include "packing_support.h"
 
 namespace loft {
 namespace {
@@ -268,6 +269,19 @@ TEST(Qwen2Model, Bfloat16ForwardStaysCloseToFloat32) {
   EXPECT_EQ(h.scalar_type(), at::kBFloat16);
   EXPECT_LT(testing::relative_error(bf16.value()->logits(ids), f32.value()->logits(ids)), 0.05);
   EXPECT_FALSE(bf16.value()->attention_backend().empty());
+}
+
+// Packed rows: every example sees only itself (block-diagonal causal mask, positions restarting at 0), so each
+// token's hidden state and the step's loss equal the one-example-per-row layout's.
+TEST(Qwen2Packing, PackedRowsEqualOneExamplePerRow) {
+  for (auto [heads, kv] : {std::pair<int64_t, int64_t>{4, 2}, {4, 4}}) {
+    auto model = Qwen2Model::create_random(small_config(heads, kv), 5, cpu_options(at::kDouble));
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    double loss_diff = 0;
+    const double err = testing::packed_vs_unpacked(*model.value(), 16, &loss_diff);
+    EXPECT_LT(err, 1e-12) << "heads " << heads << " kv " << kv;
+    EXPECT_LT(loss_diff, 1e-12);
+  }
 }
 
 }  // namespace

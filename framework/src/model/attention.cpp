@@ -4,6 +4,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/_flash_attention_forward.h>
 #include <ATen/ops/_fused_sdp_choice.h>
 #include <ATen/ops/repeat_interleave.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -131,6 +132,37 @@ at::Tensor Attention::causal(const at::Tensor& q, const at::Tensor& k, const at:
     return at::scaled_dot_product_attention(q, expand_kv(k, groups), expand_kv(v, groups), {}, 0.0, true, scale, false);
   }
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale, /*enable_gqa=*/groups > 1);
+}
+
+bool Attention::packed_needs_mask(c10::ScalarType dtype, c10::Device device) const {
+  const bool half = dtype == at::kHalf || dtype == at::kBFloat16;
+  const bool flash_allowed = requested_ == AttentionBackend::kAuto || requested_ == AttentionBackend::kFlash;
+  return !(device.is_cuda() && half && flash_allowed);
+}
+
+at::Tensor Attention::packed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cu_seqlens,
+                             int64_t max_seqlen, const at::Tensor& mask, double scale) {
+  const int64_t B = q.size(0), Hq = q.size(1), S = q.size(2), D = q.size(3), Hkv = k.size(1);
+  if (!packed_needs_mask(q.scalar_type(), q.device())) {
+    if (packed_description_.empty()) {
+      packed_description_ = fmt::format("flash varlen ({}, {})", q.device().str(), c10::toString(q.scalar_type()));
+      if (log_ != nullptr) log_->info("attention: packed rows on {}", packed_description_);
+    }
+    // [B, H, S, D] -> [B*S, H, D]: the varlen kernel takes every row's tokens as one stream split at cu_seqlens.
+    auto tokens = [&](const at::Tensor& t, int64_t heads) { return t.transpose(1, 2).reshape({B * S, heads, D}); };
+    auto out = std::get<0>(at::_flash_attention_forward(tokens(q, Hq), tokens(k, Hkv), tokens(v, Hkv), cu_seqlens,
+                                                        cu_seqlens, max_seqlen, max_seqlen, 0.0, /*is_causal=*/true,
+                                                        /*return_debug_mask=*/false, scale));
+    return out.view({B, S, Hq, D}).transpose(1, 2);
+  }
+  TORCH_CHECK(mask.defined(), "attention: packed rows need a mask off the flash path");
+  const int64_t groups = Hq / Hkv;
+  if (q.device().is_cpu()) {
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, scale, groups > 1);
+  }
+  // CUDA fp32 (or a backend other than flash requested): the efficient kernel takes a mask but no GQA.
+  OnlyBackend only(AttentionBackend::kEfficient);
+  return at::scaled_dot_product_attention(q, expand_kv(k, groups), expand_kv(v, groups), mask, 0.0, false, scale, false);
 }
 
 at::Tensor Attention::masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,

@@ -24,6 +24,13 @@ class Attention {
   // efficient kernel no GQA, and cuDNN has open bugs with explicit masks). One query row per sequence: cheap.
   at::Tensor masked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                     double scale);
+  // Packed rows: q [B, Hq, S, D], k/v [B, Hkv, S, D] whose flattened B*S tokens form sequences at cu_seqlens [N+1]
+  // int32 (on q's device); causal within each sequence, nothing across. bf16/fp16 on CUDA: flash attention's
+  // variable-length kernel (no mask, GQA native). Otherwise SDPA with `mask` [B, 1, S, S] bool, which the caller
+  // builds when packed_needs_mask() says so.
+  at::Tensor packed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cu_seqlens,
+                    int64_t max_seqlen, const at::Tensor& mask, double scale);
+  bool packed_needs_mask(c10::ScalarType dtype, c10::Device device) const;
   // The kernel the causal pass uses, e.g. "flash (cuda, BFloat16)"; empty before the first call.
   const std::string& description() const { return description_; }
 
@@ -34,6 +41,7 @@ class Attention {
   const LogSink* log_;
   std::optional<AttentionBackend> resolved_;  // CUDA: fixed at the first call
   std::string description_;
+  std::string packed_description_;
 };
 
 }  // namespace loft::model

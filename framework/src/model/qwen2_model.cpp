@@ -19,6 +19,7 @@
 #include <ATen/ops/linear.h>
 #include <ATen/ops/pow.h>
 #include <ATen/ops/reciprocal.h>
+#include <ATen/ops/repeat_interleave.h>
 #include <ATen/ops/rsqrt.h>
 #include <ATen/ops/silu.h>
 #include <ATen/ops/zeros.h>
@@ -81,12 +82,15 @@ struct Block {
 
 // How the attention of one forward pass reads and writes keys and values.
 struct AttentionPlan {
-  enum class Mode { kCausal, kPrefill, kDecode } mode = Mode::kCausal;
+  enum class Mode { kCausal, kPrefill, kDecode, kPacked } mode = Mode::kCausal;
   at::Tensor cos, sin;           // [B or 1, S, head_dim], compute dtype
   KvCache* cache = nullptr;      // prefill / decode
   at::Tensor positions;          // decode: [B] where each row's new key goes
   at::Tensor key_mask;           // decode: [B, 1, 1, key_len] bool
   int64_t key_len = 0;           // decode: cache positions attended over
+  at::Tensor cu_seqlens;         // packed: [N+1] int32 sequence starts over the flattened B*S tokens
+  int64_t max_seqlen = 0;        // packed: the longest sequence
+  at::Tensor packed_mask;        // packed, off the flash path: [B, 1, S, S] bool, causal within each sequence
 };
 
 // HF Qwen2RMSNorm: fp32 statistics, the weight applied in the input's dtype.
@@ -190,6 +194,9 @@ struct Qwen2Model::Impl {
                                 scale);
         break;
       }
+      case AttentionPlan::Mode::kPacked:
+        attn = attention.packed(q, k, v, plan.cu_seqlens, plan.max_seqlen, plan.packed_mask, scale);
+        break;
     }
     attn = attn.transpose(1, 2).reshape({B, S, c.num_attention_heads * c.head_dim});
     at::Tensor hidden = x + b.o.forward(attn, training);
@@ -441,6 +448,35 @@ at::Tensor Qwen2Model::hidden_states(const at::Tensor& input_ids, const at::Tens
   plan.mode = AttentionPlan::Mode::kCausal;
   const at::Tensor positions = at::arange(ids.size(1), at::TensorOptions().dtype(at::kLong).device(ids.device()));
   std::tie(plan.cos, plan.sin) = impl_->rope(positions.unsqueeze(0));
+  return impl_->run(ids, plan, training);
+}
+
+at::Tensor Qwen2Model::packed_hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                            const at::Tensor& cu_seqlens, int64_t max_seqlen, bool training) {
+  at::Tensor ids = impl_->ids_on_device(input_ids, 2);
+  const int64_t B = ids.size(0), S = ids.size(1);
+  TORCH_CHECK(position_ids.sizes() == ids.sizes(), "qwen2: position_ids must be [", B, ", ", S, "], got ",
+              position_ids.sizes());
+  TORCH_CHECK(cu_seqlens.dim() == 1 && cu_seqlens.scalar_type() == at::kInt && cu_seqlens.size(0) >= 2,
+              "qwen2: cu_seqlens must be [N+1] int32");
+  const at::Tensor cu_host = cu_seqlens.to(at::kCPU);
+  TORCH_CHECK(cu_host[0].item<int32_t>() == 0 && cu_host[-1].item<int64_t>() == B * S,
+              "qwen2: cu_seqlens must run from 0 to ", B * S, " (every token in exactly one sequence)");
+  AttentionPlan plan;
+  plan.mode = AttentionPlan::Mode::kPacked;
+  plan.cu_seqlens = cu_seqlens.to(impl_->options.device);
+  plan.max_seqlen = max_seqlen;
+  const at::Tensor positions = position_ids.to(impl_->options.device, at::kLong);
+  std::tie(plan.cos, plan.sin) = impl_->rope(positions);
+  if (impl_->attention.packed_needs_mask(impl_->dtype(), impl_->options.device)) {
+    // Sequence number of every token, then: same sequence and not in the future.
+    const at::Tensor seq_lengths = cu_host.slice(0, 1) - cu_host.slice(0, 0, -1);
+    const at::Tensor seq = at::repeat_interleave(at::arange(seq_lengths.size(0), at::kLong), seq_lengths.to(at::kLong))
+                               .view({B, S})
+                               .to(impl_->options.device);
+    const at::Tensor causal = at::ones({S, S}, at::TensorOptions().dtype(at::kBool).device(seq.device())).tril();
+    plan.packed_mask = (seq.unsqueeze(2) == seq.unsqueeze(1)).logical_and(causal).unsqueeze(1);
+  }
   return impl_->run(ids, plan, training);
 }
 

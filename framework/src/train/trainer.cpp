@@ -27,6 +27,10 @@ namespace loft {
 
 CausalLM::~CausalLM() = default;
 
+at::Tensor CausalLM::packed_hidden_states(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, bool) {
+  TORCH_CHECK(false, "this model cannot train on packed batches; set train.packing = false");
+}
+
 StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   TrainConfig c;
   c.batch_size = t.integer("batch_size");
@@ -46,6 +50,7 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   c.seed = static_cast<uint64_t>(t.integer("seed"));
   c.log_every = t.integer("log_every");
   c.save_every = t.integer("save_every");
+  c.pack_length = t.boolean("packing") ? t.integer("pack_length") : 0;
   return c;
 }
 
@@ -165,7 +170,8 @@ StepMetrics Trainer::train_step() {
   for (int64_t i = 0; i < config_.grad_accum; ++i) {
     std::vector<const TokenizedExample*> part(examples.begin() + i * config_.batch_size,
                                               examples.begin() + (i + 1) * config_.batch_size);
-    micro.push_back(collate(part, config_.pad_id));
+    micro.push_back(config_.pack_length > 0 ? collate_packed(part, config_.pad_id, config_.pack_length)
+                                            : collate(part, config_.pad_id));
     m.label_tokens += micro.back().label_tokens;
   }
   TORCH_CHECK(m.label_tokens > 0, "step ", m.step, " has no label tokens: every response was truncated away");
@@ -176,7 +182,9 @@ StepMetrics Trainer::train_step() {
   int64_t tokens = 0;
   for (auto& batch : micro) {
     auto ids = batch.input_ids.to(device_), lengths = batch.lengths.to(device_), labels = batch.labels.to(device_);
-    auto hidden = model_.hidden_states(ids, lengths, /*training=*/true);
+    auto hidden = batch.packed() ? model_.packed_hidden_states(ids, batch.position_ids.to(device_),
+                                                               batch.cu_seqlens.to(device_), batch.max_seqlen, true)
+                                 : model_.hidden_states(ids, lengths, /*training=*/true);
     const int64_t h = hidden.size(-1);
     // Position t predicts token t+1: drop the last hidden state and the first label.
     auto flat_hidden = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, h});

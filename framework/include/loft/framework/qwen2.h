@@ -108,6 +108,8 @@ class Qwen2Model final : public CausalLM {
   // device). Attention is causal with no mask: real tokens never see the padding after them, so `lengths` ([B] or
   // undefined) is only checked, never used; outputs at padded positions are meaningless.
   at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& lengths, bool training) override;
+  at::Tensor packed_hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                  const at::Tensor& cu_seqlens, int64_t max_seqlen, bool training) override;
   // [vocab, hidden] in the compute dtype: the embedding when tied. Differentiable when it trains.
   at::Tensor lm_head_weight() override;
   // fp32 logits [B, S, vocab] (evaluation and tests; training uses the chunked loss on hidden_states).

@@ -24,6 +24,10 @@ class CausalLM {
   virtual ~CausalLM();
   // Final hidden states [B, S, H] for right-padded input_ids [B, S] with lengths [B].
   virtual at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& lengths, bool training) = 0;
+  // Final hidden states [B, S, H] for a packed batch (several examples per row; see Batch in batching.h): each
+  // sequence attends only to itself, positions from position_ids. The default refuses: not every model can pack.
+  virtual at::Tensor packed_hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                          const at::Tensor& cu_seqlens, int64_t max_seqlen, bool training);
   // The output projection [V, H] (may require grad).
   virtual at::Tensor lm_head_weight() = 0;
   // Every tensor the optimizer updates, by name; fp32 masters with requires_grad.
@@ -46,6 +50,7 @@ struct TrainConfig {
   int64_t save_every = 0;
   bool fp16_loss_scaling = false;  // dynamic loss scaling, for fp16 compute (GPUs without bf16)
   int64_t pad_id = 0;
+  int64_t pack_length = 0;  // > 0: each micro-batch's examples packed into rows of at most this many tokens
 
   static StatusOr<TrainConfig> from_options(const Options& train);
 };
