@@ -20,6 +20,7 @@
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/chunked_loss.h"
 #include "loft/framework/files.h"
+#include "loft/framework/step_profiler.h"
 
 namespace fs = std::filesystem;
 
@@ -50,6 +51,7 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   c.seed = static_cast<uint64_t>(t.integer("seed"));
   c.log_every = t.integer("log_every");
   c.save_every = t.integer("save_every");
+  c.profile_step = t.integer("profile_step");
   c.pack_length = t.boolean("packing") ? t.integer("pack_length") : 0;
   return c;
 }
@@ -230,8 +232,16 @@ Status Trainer::train_until(int64_t last_step, const std::function<void(const St
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   if (!metrics) return Status::IoError(fmt::format("cannot write {}", (run_dir_ / "metrics.jsonl").string()));
   while (step_ < last_step) {
+    const bool profiled = step_ + 1 == config_.profile_step;
+    StepProfiler profiler(device_.is_cuda());
+    if (profiled) profiler.start();
     StepMetrics m = train_step();
-    if (m.step % config_.log_every == 0 || m.step == total_steps_) {
+    if (profiled) {
+      auto table = profiler.stop(run_dir_ / "profile" / fmt::format("step-{:06d}.json", m.step));
+      if (!table.ok()) return table.status();
+      m.profile = table.value();
+    }
+    if (m.step % config_.log_every == 0 || m.step == total_steps_ || profiled) {
       nlohmann::json j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
                           {"tokens_per_s", m.tokens_per_second}, {"label_tokens", m.label_tokens},
                           {"peak_gpu_bytes", m.peak_gpu_bytes}, {"peak_host_bytes", m.peak_host_bytes},
