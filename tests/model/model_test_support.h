@@ -45,6 +45,21 @@ inline ModelOptions cpu_options(c10::ScalarType dtype = at::kFloat) {
   return options;
 }
 
+// Norm weights train (no adapters): gradients must flow back through attention and RoPE to reach them.
+class NormsTrain final : public PeftMethod {
+ public:
+  bool targets(const LinearSite&) const override { return false; }
+  std::unique_ptr<Adapter> attach(const LinearSite&) const override { return nullptr; }
+  std::vector<std::string> trainable_parameters(const std::vector<std::string>& names) const override {
+    std::vector<std::string> out;
+    for (const auto& n : names) {
+      if (n.find("norm") != std::string::npos) out.push_back(n);
+    }
+    return out;
+  }
+  std::string adapter_config_json(const std::string&) const override { return ""; }
+};
+
 // max |a - b| / max |b|: the error relative to the reference's scale.
 inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
   const double scale = b.abs().max().item<double>();

@@ -28,20 +28,6 @@ ModelOptions cuda_options(c10::ScalarType dtype) {
   return o;
 }
 
-// Norm weights train: gradients must flow through every attention kernel's backward.
-class NormsTrain final : public PeftMethod {
- public:
-  bool targets(const LinearSite&) const override { return false; }
-  std::unique_ptr<Adapter> attach(const LinearSite&) const override { return nullptr; }
-  std::vector<std::string> trainable_parameters(const std::vector<std::string>& names) const override {
-    std::vector<std::string> out;
-    for (const auto& n : names) {
-      if (n.find("norm") != std::string::npos) out.push_back(n);
-    }
-    return out;
-  }
-  std::string adapter_config_json(const std::string&) const override { return ""; }
-};
 
 TEST(Qwen2Gpu, KernelsAgreeWithCpuAndGenerationIsConsistent) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device visible";
@@ -50,7 +36,7 @@ TEST(Qwen2Gpu, KernelsAgreeWithCpuAndGenerationIsConsistent) {
   const at::Tensor expected = cpu.value()->logits(ids);
 
   for (auto dtype : {at::kBFloat16, at::kFloat}) {
-    NormsTrain peft;
+    testing::NormsTrain peft;
     ModelOptions o = cuda_options(dtype);
     o.peft = &peft;
     auto model = Qwen2Model::create_random(gpu_config(), 11, o);

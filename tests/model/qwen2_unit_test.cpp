@@ -284,5 +284,41 @@ TEST(Qwen2Packing, PackedRowsEqualOneExamplePerRow) {
   }
 }
 
+// The hand-written backward of the rotary embedding (and everything else between the layer-0 norm and the output)
+// against central finite differences, in float64.
+TEST(Qwen2Model, GradientsMatchFiniteDifferences) {
+  testing::NormsTrain peft;
+  ModelOptions o = cpu_options(at::kDouble);
+  o.peft = &peft;
+  auto model = Qwen2Model::create_random(small_config(4, 2), 9, o);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  Qwen2Model& m = *model.value();
+  const at::Tensor ids = at::randint(0, 97, {2, 11}, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor probe = at::randn({2, 11, m.config().hidden_size}, at::TensorOptions().dtype(at::kDouble));
+  auto loss = [&] { return (m.hidden_states(ids, {}, false) * probe).sum(); };
+  at::Tensor master;
+  for (auto& [name, t] : m.trainable_parameters()) {
+    if (name == "model.layers.0.input_layernorm.weight") master = t;
+  }
+  ASSERT_TRUE(master.defined());
+  loss().backward();
+  const at::Tensor grad = master.grad().clone();
+  for (int64_t i : {0, 7, 33}) {
+    const double eps = 1e-3;
+    double plus = 0, minus = 0;
+    {
+      at::NoGradGuard no_grad;
+      const double w = master[i].item<double>();
+      master[i].fill_(w + eps);
+      plus = loss().item<double>();
+      master[i].fill_(w - eps);
+      minus = loss().item<double>();
+      master[i].fill_(w);
+    }
+    const double numeric = (plus - minus) / (2 * eps), analytic = grad[i].item<double>();
+    EXPECT_NEAR(analytic, numeric, 1e-4 * std::max(1.0, std::abs(numeric))) << "element " << i;
+  }
+}
+
 }  // namespace
 }  // namespace loft

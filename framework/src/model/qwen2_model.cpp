@@ -18,13 +18,16 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/pow.h>
+#include <ATen/ops/addcmul.h>
 #include <ATen/ops/reciprocal.h>
+#include <ATen/ops/roll.h>
 #include <ATen/ops/rms_norm.h>
 #include <ATen/ops/repeat_interleave.h>
 #include <ATen/ops/rsqrt.h>
 #include <ATen/ops/silu.h>
 #include <ATen/ops/zeros.h>
 #include <fmt/format.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <fmt/ranges.h>
 
 #include "attention.h"
@@ -84,7 +87,7 @@ struct Block {
 // How the attention of one forward pass reads and writes keys and values.
 struct AttentionPlan {
   enum class Mode { kCausal, kPrefill, kDecode, kPacked } mode = Mode::kCausal;
-  at::Tensor cos, sin;           // [B or 1, S, head_dim], compute dtype
+  at::Tensor cos, sin;           // [B or 1, S, head_dim], compute dtype; sin negated on its first half (apply_rope)
   KvCache* cache = nullptr;      // prefill / decode
   at::Tensor positions;          // decode: [B] where each row's new key goes
   at::Tensor key_mask;           // decode: [B, 1, 1, key_len] bool
@@ -108,15 +111,28 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return weight * h.to(input_dtype);
 }
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
-}
+// HF apply_rotary_pos_emb, y = x·cos + rotate_half(x)·sin, as a function of its own: rotate_half(x) = cat(-x2, x1)
+// = roll(x, D/2)·sign with sign = -1 on the first half, so with sin pre-signed (`signed_sin`, once per forward
+// pass) y = x·cos + roll(x)·signed_sin (3 kernels) and dy/dx is g·cos + roll(g·signed_sin) (3 kernels), where
+// autograd through the cat/neg form runs about twice as many. x [B, H, S, D]; cos/signed_sin [B or 1, S, D].
+class RotaryEmbedding : public torch::autograd::Function<RotaryEmbedding> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& signed_sin) {
+    const at::Tensor c = cos.unsqueeze(1), s = signed_sin.unsqueeze(1);
+    ctx->save_for_backward({c, s});
+    return at::addcmul(x * c, at::roll(x, x.size(-1) / 2, -1), s);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& g = grad[0];
+    return {at::addcmul(at::roll(g * saved[1], g.size(-1) / 2, -1), g, saved[0]), at::Tensor(), at::Tensor()};
+  }
+};
 
-// x [B, H, S, D]; cos/sin [B or 1, S, D].
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  return (x * c) + (rotate_half(x) * s);
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin) {
+  return RotaryEmbedding::apply(x, cos, signed_sin);
 }
 
 }  // namespace
@@ -163,11 +179,15 @@ struct Qwen2Model::Impl {
   c10::ScalarType dtype() const { return options.dtype; }
 
   // HF Qwen2RotaryEmbedding.forward: freqs = pos.float() * inv_freq, emb = cat(freqs, freqs), cos/sin in fp32,
-  // then cast to the compute dtype. `positions` [B or 1, S] int64.
+  // then cast to the compute dtype. `positions` [B or 1, S] int64. Returns cos and the signed sin apply_rope takes
+  // (negated on the first half; negation is exact, so the values are HF's).
   std::pair<at::Tensor, at::Tensor> rope(const at::Tensor& positions) const {
     at::Tensor freqs = positions.unsqueeze(-1).to(at::kFloat) * inv_freq;
     at::Tensor emb = at::cat({freqs, freqs}, -1);
-    return {emb.cos().to(dtype()), emb.sin().to(dtype())};
+    at::Tensor sin = emb.sin();
+    const int64_t half = sin.size(-1) / 2;
+    sin = at::cat({-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)}, -1);
+    return {emb.cos().to(dtype()), sin.to(dtype())};
   }
 
   at::Tensor block_forward(const Block& b, const at::Tensor& x, const AttentionPlan& plan, bool training) {
