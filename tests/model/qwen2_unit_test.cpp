@@ -285,8 +285,9 @@ TEST(Qwen2Packing, PackedRowsEqualOneExamplePerRow) {
 }
 
 // The hand-written backward of the rotary embedding (and everything else between the layer-0 norm and the output)
-// against central finite differences, in float64.
+// against central finite differences, in float64 (RMSNorm statistics in fp32, as in HF).
 TEST(Qwen2Model, GradientsMatchFiniteDifferences) {
+  at::manual_seed(1);
   testing::NormsTrain peft;
   ModelOptions o = cpu_options(at::kDouble);
   o.peft = &peft;
@@ -304,7 +305,9 @@ TEST(Qwen2Model, GradientsMatchFiniteDifferences) {
   loss().backward();
   const at::Tensor grad = master.grad().clone();
   for (int64_t i : {0, 7, 33}) {
-    const double eps = 1e-3;
+    // The fp32 master starts at 1.0, so w ± 2^-10 is exact. RMSNorm computes in fp32 even in a float64 model (as
+    // HF's does), which puts ~1e-8 relative noise on the loss: smaller steps than this drown in it.
+    const double eps = 1.0 / 1024;
     double plus = 0, minus = 0;
     {
       at::NoGradGuard no_grad;
@@ -316,7 +319,7 @@ TEST(Qwen2Model, GradientsMatchFiniteDifferences) {
       master[i].fill_(w);
     }
     const double numeric = (plus - minus) / (2 * eps), analytic = grad[i].item<double>();
-    EXPECT_NEAR(analytic, numeric, 1e-4 * std::max(1.0, std::abs(numeric))) << "element " << i;
+    EXPECT_NEAR(analytic, numeric, 1e-3 * std::max(1.0, std::abs(numeric))) << "element " << i;
   }
 }
 
