@@ -294,7 +294,7 @@ int cmd_merge(const std::vector<std::string>& args) {
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   if (c.positional.empty() || out.empty()) {
-    std::fprintf(stderr, "loft merge: name one run folder (or one recipe) and --out\nusage: %s\n", usage);
+    std::fprintf(stderr, "loft merge: name one run folder and --out (or a recipe and --out)\nusage: %s\n", usage);
     return kExitUsage;
   }
   PluginRegistry registry;
