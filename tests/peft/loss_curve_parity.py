@@ -14,6 +14,7 @@ step, and that the trained adapters agree. Exit 1 on failure.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,7 +94,8 @@ def collate(examples, pad_id):
 def main():
     loft, fixtures, work = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and steady on a busy machine
-    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a run folder of an earlier test run would be appended to
+    os.makedirs(work)
     recipe = os.path.join(work, "parity.toml")
     with open(recipe, "w") as f:
         f.write(RECIPE.replace("{fixtures}", fixtures).replace("{work}", work))
