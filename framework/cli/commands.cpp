@@ -11,10 +11,12 @@
 #include <spdlog/spdlog.h>
 
 #include "loft/framework/evaluate.h"
+#include "loft/framework/examples.h"
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/recipe.h"
 #include "loft/framework/run.h"
+#include "loft/framework/tokenizer.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -184,15 +186,24 @@ int cmd_run(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
   std::string resume;
-  opts.add_options()("resume", po::value(&resume), "continue the run in this folder from its latest checkpoint");
-  const char* usage = "loft run RECIPE [section.key=value ...] [--resume RUN_DIR] [--plugin-path DIR]";
+  int64_t stop_after = 0;
+  opts.add_options()("resume", po::value(&resume), "continue the run in this folder from its latest checkpoint")(
+      "stop-after", po::value(&stop_after)->default_value(0),
+      "stop after this optimizer step with a checkpoint (the schedule still spans the whole run); --resume continues");
+  const char* usage =
+      "loft run RECIPE [section.key=value ...] [--resume RUN_DIR] [--stop-after STEP] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   PluginRegistry registry;
   ResolvedRecipe recipe;
   if (!load_one_recipe("run", c, usage, registry, &recipe)) return kExitUsage;
+  if (stop_after < 0) {
+    std::fprintf(stderr, "loft run: --stop-after must be >= 1 (0: run to the end)\nusage: %s\n", usage);
+    return kExitUsage;
+  }
   RunOptions run_options;
   run_options.resume_dir = resume;
+  run_options.stop_after_step = stop_after;
   return run_recipe(recipe, registry, run_options);
 }
 
@@ -200,8 +211,12 @@ int cmd_data(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
   int64_t limit = 10;
-  opts.add_options()("limit", po::value(&limit)->default_value(10), "samples to print (0: all)");
-  const char* usage = "loft data RECIPE [section.key=value ...] [--limit N] [--plugin-path DIR]";
+  bool tokens = false;
+  opts.add_options()("limit", po::value(&limit)->default_value(10), "samples to print (0: all)")(
+      "tokens", po::bool_switch(&tokens),
+      "print the training examples instead, as `loft run` tokenizes them: {\"input_ids\": [...], \"labels\": [...]} "
+      "with -100 where the loss ignores a token (the prompt), in dataset order");
+  const char* usage = "loft data RECIPE [section.key=value ...] [--limit N] [--tokens] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   PluginRegistry registry;
@@ -216,6 +231,25 @@ int cmd_data(const std::vector<std::string>& args) {
   if (!dataset.ok()) {
     spdlog::error("[dataset] {}", dataset.status().message());
     return kExitFailure;
+  }
+  if (tokens) {
+    auto tokenizer = Tokenizer::from_file(fs::path(recipe.sections.at("model").string("path")) / "tokenizer.json");
+    if (!tokenizer.ok()) {
+      spdlog::error("{}", tokenizer.status().message());
+      return kExitUsage;
+    }
+    auto examples = tokenize_dataset(tokenizer.value(), *dataset.value(),
+                                     recipe.sections.at("dataset").integer("max_length"), nullptr);
+    if (!examples.ok()) {
+      spdlog::error("{}", examples.status().message());
+      return kExitFailure;
+    }
+    const auto& all = examples.value();
+    const size_t count = limit > 0 ? std::min(static_cast<size_t>(limit), all.size()) : all.size();
+    for (size_t i = 0; i < count; ++i) {
+      std::printf("%s\n", nlohmann::json{{"input_ids", all[i].input_ids}, {"labels", all[i].labels}}.dump().c_str());
+    }
+    return kExitOk;
   }
   const int64_t n = limit > 0 ? std::min(limit, dataset.value()->size()) : dataset.value()->size();
   for (int64_t i = 0; i < n; ++i) {
@@ -255,14 +289,25 @@ int cmd_merge(const std::vector<std::string>& args) {
   auto opts = common_options(c);
   std::string out;
   opts.add_options()("out", po::value(&out), "folder to write the merged Hugging Face model into");
-  const char* usage = "loft merge RUN_DIR --out DIR [--plugin-path DIR]";
+  const char* usage = "loft merge RUN_DIR --out DIR | loft merge RECIPE [section.key=value ...] --out DIR "
+                      "(with peft.adapter_path) [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
-  if (c.positional.size() != 1 || out.empty()) {
-    std::fprintf(stderr, "loft merge: name one run folder and --out\nusage: %s\n", usage);
+  if (c.positional.empty() || out.empty()) {
+    std::fprintf(stderr, "loft merge: name one run folder and --out (or a recipe and --out)\nusage: %s\n", usage);
     return kExitUsage;
   }
   PluginRegistry registry;
+  std::error_code ec;
+  if (fs::is_regular_file(c.positional[0], ec)) {
+    ResolvedRecipe recipe;
+    if (!load_one_recipe("merge", c, usage, registry, &recipe)) return kExitUsage;
+    return merge_recipe(recipe, registry, {}, out);
+  }
+  if (c.positional.size() != 1) {
+    std::fprintf(stderr, "loft merge: name one run folder and --out\nusage: %s\n", usage);
+    return kExitUsage;
+  }
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
   return merge_run(c.positional[0], registry, out);
 }

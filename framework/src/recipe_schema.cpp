@@ -66,7 +66,11 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("name", T::kString, std::string(""), "run folder name (empty: recipe name + timestamp)"),
   };
   s["quantizer"] = {opt("type", T::kString, std::string("none"), "quantizer plugin for frozen linear weights")};
-  s["peft"] = {opt("type", T::kString, std::nullopt, "PEFT plugin: which parameters train and how")};
+  s["peft"] = {opt("type", T::kString, std::nullopt, "PEFT plugin: which parameters train and how"),
+               opt("adapter_path", T::kString, std::string(""),
+                   "a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, e.g. written by PEFT's "
+                   "save_pretrained) loaded into the attached adapters: the initial weights of `loft run`, the "
+                   "weights `loft eval` and `loft merge` use; its config must agree with this section (empty: none)")};
   s["offload"] = {opt("type", T::kString, std::string("none"), "offload plugin: residency and block execution")};
   s["dataset"] = {opt("type", T::kString, std::nullopt, "dataset plugin that provides the training samples"),
                   opt("max_length", T::kInt, int64_t{1024}, "tokens per example after the chat template; longer "

@@ -9,10 +9,12 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <ATen/Context.h>
 #include <torch/cuda.h>
 
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/examples.h"
+#include "loft/framework/peft_adapter.h"
 #include "loft/framework/safetensors.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/tokenizer.h"
@@ -78,20 +80,9 @@ void report(const StepMetrics& m, int64_t total, double elapsed_s) {
 // adapter_model.safetensors with PEFT's key names) when the method has one, else the whole model as an HF folder.
 StatusOr<fs::path> save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& model_dir,
                                 const fs::path& run_dir) {
-  const std::string adapter_config = peft.adapter_config_json(model_dir.string());
-  if (!adapter_config.empty()) {
-    const fs::path out = run_dir / "adapter";
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    for (auto& [site, adapter] : lm.adapters()) {
-      for (auto& [key, t] : adapter->state_dict()) {
-        tensors.emplace_back("base_model.model." + site->name + "." + key, t.detach().to(at::kCPU));
-      }
-    }
-    if (auto st = write_safetensors(out / "adapter_model.safetensors", tensors, {{"format", "pt"}}); !st.ok()) return st;
-    if (auto st = write_file_atomically(out / "adapter_config.json", adapter_config); !st.ok()) return st;
-    return out;
+  if (!peft.adapter_config_json(model_dir.string()).empty()) {
+    if (auto st = save_peft_adapter(lm, peft, model_dir.string(), run_dir / "adapter"); !st.ok()) return st;
+    return run_dir / "adapter";
   }
   if (auto st = save_merged_model(lm, model_dir, run_dir / "model"); !st.ok()) return st;
   return run_dir / "model";
@@ -113,16 +104,7 @@ Status save_merged_model(const Qwen2Model& lm, const fs::path& model_dir, const 
   return Status::Ok();
 }
 
-int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out) {
-  auto parsed = parse_recipe_file(run_dir / "recipe.toml");
-  if (!parsed.ok()) {
-    spdlog::error("{} (is {} a loft run folder?)", parsed.status().message(), run_dir.string());
-    return 2;
-  }
-  ResolvedRecipe recipe;
-  auto diags = validate_recipe(parsed.value(), registry, &recipe);
-  for (const auto& d : diags) spdlog::error("{}", d.str());
-  if (!diags.empty()) return 2;
+int merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir, const fs::path& out) {
   auto components = instantiate(recipe, registry);
   if (!components.ok()) {
     spdlog::error("{}", components.status().message());
@@ -133,14 +115,22 @@ int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path&
     spdlog::error("{}", model.status().message());
     return 2;
   }
-  auto checkpoint = latest_checkpoint(run_dir);
-  if (!checkpoint.ok()) {
-    spdlog::error("{}", checkpoint.status().message());
-    return 2;
+  std::string source = recipe.sections.at("peft").string("adapter_path");
+  if (!run_dir.empty()) {
+    auto checkpoint = latest_checkpoint(run_dir);
+    if (!checkpoint.ok()) {
+      spdlog::error("{}", checkpoint.status().message());
+      return 2;
+    }
+    const fs::path file = checkpoint.value() / "trainable.pt";
+    if (auto st = load_trainable_tensors(model.value()->trainable_parameters(), file); !st.ok()) {
+      spdlog::error("{}", st.message());
+      return 2;
+    }
+    source = file.string();
   }
-  const fs::path file = checkpoint.value() / "trainable.pt";
-  if (auto st = load_trainable_tensors(model.value()->trainable_parameters(), file); !st.ok()) {
-    spdlog::error("{}", st.message());
+  if (source.empty()) {
+    spdlog::error("loft merge: nothing to merge: name a run folder, or a recipe with peft.adapter_path set");
     return 2;
   }
   const fs::path model_dir = recipe.sections.at("model").string("path");
@@ -148,8 +138,21 @@ int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path&
     spdlog::error("{}", st.message());
     return 1;
   }
-  spdlog::info("merged {} into {}", file.string(), out.string());
+  spdlog::info("merged {} into {}", source, out.string());
   return 0;
+}
+
+int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out) {
+  auto parsed = parse_recipe_file(run_dir / "recipe.toml");
+  if (!parsed.ok()) {
+    spdlog::error("{} (is {} a loft run folder?)", parsed.status().message(), run_dir.string());
+    return 2;
+  }
+  ResolvedRecipe recipe;
+  auto diags = validate_recipe(parsed.value(), registry, &recipe);
+  for (const auto& d : diags) spdlog::error("{}", d.str());
+  if (!diags.empty()) return 2;
+  return merge_recipe(recipe, registry, run_dir, out);
 }
 
 StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& c) {
@@ -173,6 +176,10 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   }
   if (!model.ok()) return model.status();
   auto& lm = *model.value();
+  if (const std::string& adapter = recipe.sections.at("peft").string("adapter_path"); !adapter.empty()) {
+    if (auto st = load_peft_adapter(lm, *c.peft, adapter); !st.ok()) return st;
+    spdlog::info("peft: adapter weights loaded from {}", adapter);
+  }
   int64_t trainable = 0;
   for (auto& [name, t] : lm.trainable_parameters()) trainable += t.numel();
   if (c.context->device().is_cuda()) torch::cuda::synchronize();
@@ -245,6 +252,8 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     spdlog::error("cannot create the run folder {}: {}", run_dir.string(), ec.message());
     return 1;
   }
+  // Dropout draws from the default generators: seed them from train.seed (a resumed run restores their state).
+  at::manual_seed(c.context->seed());
   Trainer trainer(tc, lm, examples.value(), run_dir, c.context->device());
   if (!options.resume_dir.empty()) {
     auto checkpoint = latest_checkpoint(run_dir);
@@ -264,7 +273,8 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,
                tc.grad_accum);
   const auto start = std::chrono::steady_clock::now();
-  auto st = trainer.train([&](const StepMetrics& m) {
+  const int64_t last_step = options.stop_after_step > 0 ? options.stop_after_step : trainer.total_steps();
+  auto st = trainer.train_until(last_step, [&](const StepMetrics& m) {
     report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
   });
@@ -276,6 +286,10 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   if (!saved.ok()) {
     spdlog::error("{}", saved.status().message());
     return 1;
+  }
+  if (trainer.step() < trainer.total_steps()) {
+    spdlog::info("stopped after step {} of {} (--stop-after); continue with --resume {}", trainer.step(),
+                 trainer.total_steps(), run_dir.string());
   }
   spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
                saved.value().filename().string(), saved.value().string());

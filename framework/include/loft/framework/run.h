@@ -1,6 +1,7 @@
 // Running a validated recipe: build the host context, instantiate the recipe's plugins, prepare the run folder.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 
@@ -35,11 +36,16 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
 // compute dtype, plus config.json and the tokenizer files copied from `model_dir`.
 Status save_merged_model(const Qwen2Model& model, const std::filesystem::path& model_dir, const std::filesystem::path& out);
 
-// `loft merge`: rebuilds a run's model from its recipe.toml, loads its latest checkpoint and writes the merged model.
+// `loft merge RECIPE`: the recipe's model (peft.adapter_path loaded when set) and, when `run_dir` is not empty, that
+// run's latest checkpoint, written merged to `out`. Returns the exit code; refuses when there is nothing to merge.
+int merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
+                 const std::filesystem::path& out);
+// `loft merge RUN_DIR`: merge_recipe with the run's own recipe.toml and its latest checkpoint.
 int merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry, const std::filesystem::path& out);
 
 struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
+  int64_t stop_after_step = 0;       // > 0: stop (with a checkpoint) after this optimizer step; --resume continues
 };
 
 // Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
