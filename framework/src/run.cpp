@@ -324,6 +324,7 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   const auto start = std::chrono::steady_clock::now();
   auto st = trainer.train([&](const StepMetrics& m) {
     report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
   });
   if (!st.ok()) {
     spdlog::error("{}", st.message());

@@ -85,6 +85,27 @@ TEST(Trainer, LossFallsAndMetricsAreWritten) {
   EXPECT_TRUE(fs::exists(dir / "checkpoints" / "latest"));
 }
 
+// train.profile_step: that one step runs under Kineto; its trace and table land in <run>/profile/ and the table
+// names the operators the step ran.
+TEST(Trainer, ProfiledStepWritesTraceAndTable) {
+  ToyLM model(1);
+  auto data = counting_data(16);
+  auto dir = temp_dir("profile");
+  TrainConfig c = config(3);
+  c.profile_step = 2;
+  Trainer t(c, model, data, dir, c10::Device(c10::kCPU));
+  std::vector<std::string> tables;
+  ASSERT_TRUE(t.train([&](const StepMetrics& m) { tables.push_back(m.profile); }).ok());
+  ASSERT_EQ(tables.size(), 3u);
+  EXPECT_TRUE(tables[0].empty());
+  EXPECT_TRUE(tables[2].empty());
+  EXPECT_NE(tables[1].find("CPU operator time"), std::string::npos) << tables[1];
+  EXPECT_NE(tables[1].find("aten::"), std::string::npos) << tables[1];
+  EXPECT_TRUE(fs::exists(dir / "profile" / "step-000002.json"));
+  EXPECT_GT(fs::file_size(dir / "profile" / "step-000002.json"), 1000u);
+  EXPECT_TRUE(fs::exists(dir / "profile" / "step-000002.txt"));
+}
+
 TEST(Trainer, AccumulationEqualsOneLargeBatch) {
   auto data = counting_data(32);
   ToyLM a(2), b(2);

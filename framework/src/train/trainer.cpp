@@ -20,6 +20,7 @@
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/chunked_loss.h"
 #include "loft/framework/files.h"
+#include "loft/framework/step_profiler.h"
 
 namespace fs = std::filesystem;
 
@@ -50,6 +51,7 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   c.seed = static_cast<uint64_t>(t.integer("seed"));
   c.log_every = t.integer("log_every");
   c.save_every = t.integer("save_every");
+  c.profile_step = t.integer("profile_step");
   c.pack_length = t.boolean("packing") ? t.integer("pack_length") : 0;
   return c;
 }
@@ -111,7 +113,9 @@ StatusOr<fs::path> latest_checkpoint(const fs::path& run_dir) {
 
 struct Trainer::State {
   std::vector<std::pair<std::string, at::Tensor>> params;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  // AdamW state per trainable tensor (fp32, beside its master): what torch.optim.AdamW keeps, updated by the
+  // multi-tensor fused kernel (ATen's _fused_adamw_, Python's fused=True) in a few launches for every tensor.
+  std::vector<at::Tensor> exp_avg, exp_avg_sq, steps;
   double loss_scale = 65536.0;
   int64_t good_steps = 0;  // consecutive steps without overflow; the loss scale doubles after 2000
   std::vector<int64_t> order;  // the permutation of the epoch below
@@ -128,14 +132,29 @@ Trainer::Trainer(TrainConfig config, CausalLM& model, const std::vector<Tokenize
   total_steps_ = config_.max_steps > 0 ? config_.max_steps : steps_per_epoch * config_.epochs;
   state_->params = model_.trainable_parameters();
   TORCH_CHECK(!state_->params.empty(), "nothing to train: the PEFT method marked no tensor trainable");
-  std::vector<at::Tensor> tensors;
-  for (auto& [name, t] : state_->params) tensors.push_back(t);
-  state_->optimizer = std::make_unique<torch::optim::AdamW>(
-      tensors, torch::optim::AdamWOptions(config_.lr)
-                   .betas({config_.adam_beta1, config_.adam_beta2})
-                   .eps(config_.adam_eps)
-                   .weight_decay(config_.weight_decay));
+  for (auto& [name, t] : state_->params) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat, "trainable tensor ", name, " must be an fp32 master, got ",
+                t.scalar_type());
+    state_->exp_avg.push_back(at::zeros_like(t));
+    state_->exp_avg_sq.push_back(at::zeros_like(t));
+    state_->steps.push_back(at::zeros({}, t.options()));
+  }
 }
+
+namespace {
+
+// Global-norm clipping as torch.nn.utils.clip_grad_norm_ (foreach path): the norm stays on the device, no sync.
+at::Tensor clip_gradients(const std::vector<at::Tensor>& grads, double max_norm) {
+  std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);
+  at::Tensor total = at::linalg_vector_norm(at::stack(norms), 2);
+  if (std::isfinite(max_norm)) {
+    at::Tensor coef = at::clamp_max(max_norm / (total + 1e-6), 1.0);
+    at::_foreach_mul_(grads, coef);
+  }
+  return total;
+}
+
+}  // namespace
 
 Trainer::~Trainer() = default;
 
@@ -161,7 +180,6 @@ StepMetrics Trainer::train_step() {
   StepMetrics m;
   m.step = step_ + 1;
   m.lr = learning_rate(config_.schedule, config_.lr, step_, config_.warmup_steps, total_steps_);
-  for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(m.lr);
 
   // Collate every micro-batch first: the loss is normalised by the label tokens of the whole step, so that
   // accumulation gives the same gradient as one large batch (not a mean of micro-batch means).
@@ -176,7 +194,7 @@ StepMetrics Trainer::train_step() {
   }
   TORCH_CHECK(m.label_tokens > 0, "step ", m.step, " has no label tokens: every response was truncated away");
 
-  state_->optimizer->zero_grad(/*set_to_none=*/true);
+  for (auto& [name, t] : state_->params) t.mutable_grad() = at::Tensor();
   const double scale = config_.fp16_loss_scaling ? state_->loss_scale : 1.0;
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   int64_t tokens = 0;
@@ -194,23 +212,32 @@ StepMetrics Trainer::train_step() {
     loss_sum += loss.detach();
     tokens += batch.input_ids.numel();
   }
-  m.loss = loss_sum.item<double>() / static_cast<double>(m.label_tokens);
-
-  std::vector<at::Tensor> grads_of;
-  for (auto& [name, t] : state_->params) {
-    if (t.grad().defined()) grads_of.push_back(t);
+  std::vector<at::Tensor> params, grads, exp_avg, exp_avg_sq, steps;
+  for (size_t i = 0; i < state_->params.size(); ++i) {
+    const at::Tensor& t = state_->params[i].second;
+    if (!t.grad().defined()) continue;  // not reached by this step's graph: AdamW leaves it alone, like PyTorch
+    params.push_back(t);
+    grads.push_back(t.grad());
+    exp_avg.push_back(state_->exp_avg[i]);
+    exp_avg_sq.push_back(state_->exp_avg_sq[i]);
+    steps.push_back(state_->steps[i]);
   }
-  if (scale != 1.0) {
-    for (auto& t : grads_of) t.mutable_grad().div_(scale);
-  }
+  if (scale != 1.0) at::_foreach_div_(grads, scale);
   const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
-  m.grad_norm = torch::nn::utils::clip_grad_norm_(grads_of, max_norm);
+  at::Tensor grad_norm = grads.empty() ? at::zeros({}, loss_sum.options()) : clip_gradients(grads, max_norm);
+  // One host sync for what the step reports (and the fp16 overflow check needs).
+  const at::Tensor reported = at::stack({loss_sum, grad_norm.to(at::kDouble)}).cpu();
+  m.loss = reported[0].item<double>() / static_cast<double>(m.label_tokens);
+  m.grad_norm = reported[1].item<double>();
   if (config_.fp16_loss_scaling && !std::isfinite(m.grad_norm)) {
     m.skipped = true;  // overflow: skip the update, halve the scale
     state_->loss_scale /= 2;
     state_->good_steps = 0;
-  } else {
-    state_->optimizer->step();
+  } else if (!params.empty()) {
+    at::_foreach_add_(steps, 1.0);
+    at::NoGradGuard no_grad;
+    at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, {}, steps, m.lr, config_.adam_beta1, config_.adam_beta2,
+                      config_.weight_decay, config_.adam_eps, /*amsgrad=*/false, /*maximize=*/false);
     if (config_.fp16_loss_scaling && ++state_->good_steps % 2000 == 0) state_->loss_scale *= 2;
   }
   ++step_;
@@ -230,8 +257,16 @@ Status Trainer::train_until(int64_t last_step, const std::function<void(const St
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   if (!metrics) return Status::IoError(fmt::format("cannot write {}", (run_dir_ / "metrics.jsonl").string()));
   while (step_ < last_step) {
+    const bool profiled = step_ + 1 == config_.profile_step;
+    StepProfiler profiler(device_.is_cuda());
+    if (profiled) profiler.start();
     StepMetrics m = train_step();
-    if (m.step % config_.log_every == 0 || m.step == total_steps_) {
+    if (profiled) {
+      auto table = profiler.stop(run_dir_ / "profile" / fmt::format("step-{:06d}.json", m.step));
+      if (!table.ok()) return table.status();
+      m.profile = table.value();
+    }
+    if (m.step % config_.log_every == 0 || m.step == total_steps_ || profiled) {
       nlohmann::json j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
                           {"tokens_per_s", m.tokens_per_second}, {"label_tokens", m.label_tokens},
                           {"peak_gpu_bytes", m.peak_gpu_bytes}, {"peak_host_bytes", m.peak_host_bytes},
@@ -256,10 +291,17 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
   if (ec) return Status::IoError(fmt::format("cannot create {}: {}", tmp.string(), ec.message()));
   torch::serialize::OutputArchive params;
   for (auto& [name, t] : state_->params) params.write(name, t.detach().cpu(), /*is_buffer=*/true);
+  torch::serialize::OutputArchive optimizer;
+  for (size_t i = 0; i < state_->params.size(); ++i) {
+    const std::string& name = state_->params[i].first;
+    optimizer.write("exp_avg." + name, state_->exp_avg[i].cpu(), true);
+    optimizer.write("exp_avg_sq." + name, state_->exp_avg_sq[i].cpu(), true);
+    optimizer.write("step." + name, state_->steps[i].cpu(), true);
+  }
   std::ostringstream params_bytes, optimizer_bytes;
   params.save_to(params_bytes);
-  torch::save(*state_->optimizer, optimizer_bytes);
-  nlohmann::json meta = {{"format", "loft-checkpoint"}, {"version", 1}, {"step", step_},
+  optimizer.save_to(optimizer_bytes);
+  nlohmann::json meta = {{"format", "loft-checkpoint"}, {"version", 2}, {"step", step_},
                          {"total_steps", total_steps_}, {"loss_scale", state_->loss_scale},
                          {"good_steps", state_->good_steps}};
   std::vector<std::pair<std::string, std::string>> files = {
@@ -293,13 +335,33 @@ Status Trainer::load_checkpoint(const fs::path& dir) {
   }
   try {
     auto meta = nlohmann::json::parse(meta_text);
-    if (meta.value("format", "") != "loft-checkpoint" || meta.value("version", 0) != 1) {
-      return Status::InvalidArgument(fmt::format("{}/trainer.json is not a loft checkpoint of version 1", dir.string()));
+    if (meta.value("format", "") != "loft-checkpoint" || meta.value("version", 0) != 2) {
+      return Status::InvalidArgument(fmt::format(
+          "{}/trainer.json is not a loft checkpoint of version 2 (version 1 checkpoints, with libtorch's AdamW state, "
+          "predate the fused optimizer and cannot be resumed)", dir.string()));
     }
     std::istringstream optimizer_in(optimizer_bytes), rng_in(rng_bytes);
     at::NoGradGuard no_grad;
     if (auto st = load_trainable_tensors(state_->params, dir / "trainable.pt"); !st.ok()) return st;
-    torch::load(*state_->optimizer, optimizer_in);
+    torch::serialize::InputArchive optimizer;
+    optimizer.load_from(optimizer_in);
+    for (size_t i = 0; i < state_->params.size(); ++i) {
+      const std::string& name = state_->params[i].first;
+      for (auto [prefix, target] : {std::pair<const char*, at::Tensor*>{"exp_avg.", &state_->exp_avg[i]},
+                                    {"exp_avg_sq.", &state_->exp_avg_sq[i]}, {"step.", &state_->steps[i]}}) {
+        at::Tensor saved;
+        if (!optimizer.try_read(prefix + name, saved, true)) {
+          return Status::InvalidArgument(fmt::format("{}/optimizer.pt has no '{}{}': the checkpoint belongs to a run "
+                                                     "with other trainable tensors", dir.string(), prefix, name));
+        }
+        if (saved.sizes() != target->sizes()) {
+          return Status::InvalidArgument(fmt::format("{}/optimizer.pt: '{}{}' has shape [{}], expected [{}]",
+                                                     dir.string(), prefix, name, fmt::join(saved.sizes(), ", "),
+                                                     fmt::join(target->sizes(), ", ")));
+        }
+        target->copy_(saved);
+      }
+    }
     at::Tensor rng;
     torch::load(rng, rng_in);
     at::Generator cpu_gen = at::globalContext().defaultGenerator(c10::kCPU);

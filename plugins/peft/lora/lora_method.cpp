@@ -15,6 +15,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/addmm.h>
 #include <ATen/ops/dropout.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linalg_vector_norm.h>
@@ -144,8 +145,15 @@ class LoraAdapter final : public Adapter {
     const auto dtype = x.scalar_type();
     const bool drop = training && config_.dropout > 0.0;
     at::Tensor xd = drop ? at::dropout(x, config_.dropout, /*train=*/true) : x;
-    at::Tensor lora = at::linear(at::linear(xd, lora_a_.to(dtype)), lora_b_.to(dtype));
-    if (!config_.dora) return base_out + lora * scaling_;
+    at::Tensor down = at::linear(xd, lora_a_.to(dtype));
+    if (!config_.dora) {
+      // base_out + scaling * (down B^T) as one GEMM with its epilogue (addmm), not a GEMM, a scale and an add.
+      const int64_t out = base_out.size(-1);
+      return at::addmm(base_out.reshape({-1, out}), down.reshape({-1, down.size(-1)}), lora_b_.to(dtype).t(), 1.0,
+                       scaling_)
+          .view(base_out.sizes());
+    }
+    at::Tensor lora = at::linear(down, lora_b_.to(dtype));
 
     // DoraLinearLayer.forward: the norm is a constant for autograd (DoRA paper §4.3).
     at::Tensor norm = weight_norm();

@@ -50,6 +50,7 @@ struct TrainConfig {
   int64_t save_every = 0;
   bool fp16_loss_scaling = false;  // dynamic loss scaling, for fp16 compute (GPUs without bf16)
   int64_t pad_id = 0;
+  int64_t profile_step = 0;  // > 0: this step runs under the profiler (trace in <run>/profile/)
   int64_t pack_length = 0;  // > 0: each micro-batch's examples packed into rows of at most this many tokens
 
   static StatusOr<TrainConfig> from_options(const Options& train);
@@ -66,6 +67,7 @@ struct StepMetrics {
   double peak_gpu_bytes = 0;
   double peak_host_bytes = 0;
   bool skipped = false;  // fp16 overflow: step skipped, loss scale halved
+  std::string profile;   // the profiled step only: the table of where its time went (see train.profile_step)
 };
 
 // Copies the tensors of a checkpoint's trainable.pt into `params` (same names and shapes, as
