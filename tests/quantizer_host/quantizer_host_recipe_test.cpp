@@ -136,5 +136,49 @@ TEST_F(QuantizerHostRecipe, AnotherOptionOrSkipListMisses) {
   EXPECT_EQ(cache_files().size(), 3u);
 }
 
+// The model asks stored_linear first and reads a weight only for the sites it declines; random init never asks.
+TEST_F(QuantizerHostRecipe, StoredLinearsAreUsedWithoutReadingTheirWeights) {
+  auto plain_options = [] {
+    ModelOptions o;
+    o.make_linear = [](const at::Tensor& w, const std::string&) { return make_dense_frozen_linear(w, at::kFloat); };
+    return o;
+  };
+  auto reference = Qwen2Model::load(LOFT_TINY_QWEN2_DIR, plain_options());
+  ASSERT_TRUE(reference.ok()) << reference.status().message();
+  std::map<std::string, at::Tensor> weights;
+  for (const LinearSite* s : reference.value()->linear_sites()) weights[s->name] = s->base->dequantize(at::kFloat);
+
+  ModelOptions o = plain_options();
+  std::vector<std::string> made;
+  int asked = 0;
+  o.make_linear = [&](const at::Tensor& w, const std::string& site) {
+    made.push_back(site);
+    return make_dense_frozen_linear(w, at::kFloat);
+  };
+  o.stored_linear = [&](const std::string& site, int64_t out, int64_t in) -> std::unique_ptr<QuantizedLinear> {
+    ++asked;
+    EXPECT_EQ(weights.at(site).size(0), out);
+    EXPECT_EQ(weights.at(site).size(1), in);
+    if (site.find("up_proj") != std::string::npos) return nullptr;  // declined: read and made as usual
+    return make_dense_frozen_linear(weights.at(site), at::kFloat);
+  };
+  auto model = Qwen2Model::load(LOFT_TINY_QWEN2_DIR, o);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_EQ(asked, 14);
+  EXPECT_EQ(made, (std::vector<std::string>{"model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"}));
+  torch::NoGradGuard no_grad;
+  const at::Tensor ids = torch::arange(0, 24, torch::kLong).view({2, 12});
+  EXPECT_TRUE(torch::equal(model.value()->logits(ids), reference.value()->logits(ids)));
+
+  auto config = read_qwen2_config(fs::path(LOFT_TINY_QWEN2_DIR) / "config.json");
+  ASSERT_TRUE(config.ok());
+  asked = 0;
+  made.clear();
+  auto random = Qwen2Model::create_random(config.value(), 1, o);
+  ASSERT_TRUE(random.ok());
+  EXPECT_EQ(asked, 0);
+  EXPECT_EQ(made.size(), 14u);
+}
+
 }  // namespace
 }  // namespace loft
