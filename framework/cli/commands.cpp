@@ -176,6 +176,11 @@ int cmd_plugins(const std::vector<std::string>& args) {
                 m.version.c_str(), m.sdk_abi, m.summary.c_str(), m.manifest_path.c_str(), m.library_path.c_str());
     if (m.options.empty()) std::printf("  (none)\n");
     for (const auto& s : m.options) std::printf("%s\n", describe_spec(s).c_str());
+    // The keys loft itself reads in this plugin's section, whichever plugin is chosen.
+    if (auto host = framework_schema().find(m.kind); host != framework_schema().end() && host->second.size() > 1) {
+      std::printf("host options of [%s] (any %s plugin):\n", m.kind.c_str(), m.kind.c_str());
+      for (size_t i = 1; i < host->second.size(); ++i) std::printf("%s\n", describe_spec(host->second[i]).c_str());
+    }
     return kExitOk;
   }
   std::fprintf(stderr, "usage: %s\n", usage);

@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "loft/framework/plugin_registry.h"
+#include "loft/framework/quantizer_host.h"
 #include "suggest.h"
 #include "toml_values.h"
 
@@ -52,7 +53,11 @@ Recipe recipe_from_table(const toml::table& root, const std::string& file) {
                                    fmt::format("{}.{}: {}", section_name, name, value.status().message())});
         continue;
       }
-      section.entries[name] = RecipeEntry{std::move(value).value(), locate(file, node.source())};
+      RecipeEntry entry{std::move(value).value(), locate(file, node.source()), {}};
+      if (const auto* array = node.as_array()) {
+        for (const auto& item : *array) entry.item_where.push_back(locate(file, item.source()));
+      }
+      section.entries[name] = std::move(entry);
     }
     recipe.sections[section_name] = std::move(section);
   }
@@ -228,7 +233,9 @@ Status apply_override(Recipe& recipe, const std::string& assignment, int positio
     s.name = section;
     s.where = where;
   }
-  s.entries[name] = RecipeEntry{std::move(value), where};
+  RecipeEntry entry{std::move(value), where, {}};
+  if (auto* items = std::get_if<std::vector<std::string>>(&entry.value)) entry.item_where.assign(items->size(), where);
+  s.entries[name] = std::move(entry);
   return Status::Ok();
 }
 
@@ -302,6 +309,7 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
     resolved.plugin_types[name] = type;
     resolved.sections[name] = Options(name, std::move(values));
   }
+  for (auto& d : check_quantizer_skip(recipe)) diags.push_back(std::move(d));
   std::sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
     return std::tie(a.where.file, a.where.line, a.where.column) < std::tie(b.where.file, b.where.line, b.where.column);
   });

@@ -65,7 +65,20 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("dir", T::kString, std::string("runs"), "folder that receives one sub-folder per run"),
       opt("name", T::kString, std::string(""), "run folder name (empty: recipe name + timestamp)"),
   };
-  s["quantizer"] = {opt("type", T::kString, std::string("none"), "quantizer plugin for frozen linear weights")};
+  s["quantizer"] = {
+      opt("type", T::kString, std::string("none"), "quantizer plugin for frozen linear weights"),
+      opt("skip", T::kStringList, std::vector<std::string>{},
+          "linear layers whose frozen weight stays dense in the compute dtype instead of being quantized: a full "
+          "module name (\"model.layers.0.mlp.down_proj\"), a dotted suffix that matches every layer's "
+          "(\"down_proj\", \"mlp.down_proj\"), or \"re:<regex>\" matched against the full name. \"lm_head\" is "
+          "accepted and changes nothing: loft's lm_head is always dense (the chunked loss reads it). An entry that "
+          "names no module of the model is an error"),
+      opt("cache_dir", T::kString, std::string(""),
+          "folder of quantized weights: the first run saves every quantized layer's state there (one safetensors "
+          "file, keyed by checkpoint, quantizer build, options, dtype, device and skip list), later runs load it "
+          "instead of quantizing; an unusable file is reported and replaced. Empty: no cache. Relative paths are "
+          "relative to the recipe's folder"),
+  };
   s["peft"] = {opt("type", T::kString, std::nullopt, "PEFT plugin: which parameters train and how"),
                opt("adapter_path", T::kString, std::string(""),
                    "a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, e.g. written by PEFT's "

@@ -15,6 +15,7 @@
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/peft_adapter.h"
+#include "loft/framework/quantizer_host.h"
 #include "loft/framework/safetensors.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/tokenizer.h"
@@ -42,6 +43,7 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
   c.peft = std::move(p).value();
   c.offload = std::move(o).value();
   c.dataset = std::move(d).value();
+  if (const PluginManifest* m = registry.find("quantizer", t.at("quantizer"))) c.quantizer_build = plugin_build_identity(*m);
   return c;
 }
 
@@ -86,6 +88,55 @@ StatusOr<fs::path> save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs
   }
   if (auto st = save_merged_model(lm, model_dir, run_dir / "model"); !st.ok()) return st;
   return run_dir / "model";
+}
+
+// The frozen-linear policy of the recipe: quantizer.skip resolved against config.json, quantizer.cache_dir keyed by
+// everything that decides the quantized states (see quantizer_host.h).
+StatusOr<std::shared_ptr<FrozenLinearBuilder>> make_frozen_linear_builder(const ResolvedRecipe& recipe,
+                                                                         RunComponents& c) {
+  const Options& model_opts = recipe.sections.at("model");
+  const Options& quantizer_opts = recipe.sections.at("quantizer");
+  const fs::path model_dir = model_opts.string("path");
+  const std::string quantizer = recipe.plugin_types.at("quantizer");
+  auto config = read_qwen2_config(model_dir / "config.json");
+  if (!config.ok()) return config.status();
+  SkipResolution skip = resolve_quantizer_skip(quantizer_opts.strings("skip"), config.value());
+  if (!skip.problems.empty()) {
+    std::string why;
+    for (const auto& [index, message] : skip.problems) why += (why.empty() ? "" : "; ") + message;
+    return Status::InvalidArgument(fmt::format("{} ({})", why, (model_dir / "config.json").string()));
+  }
+  auto builder = std::make_shared<FrozenLinearBuilder>(*c.quantizer, quantizer, c.context->compute_dtype(),
+                                                       c.context->device(), skip.sites);
+  const std::string& cache_dir = quantizer_opts.string("cache_dir");
+  if (cache_dir.empty()) return builder;
+  if (model_opts.string("init") == "random") {
+    spdlog::info("quantizer.cache_dir is not used with model.init = \"random\" (random weights are drawn, not read)");
+    return builder;
+  }
+  auto checkpoint = checkpoint_fingerprint(model_dir);
+  if (!checkpoint.ok()) {
+    spdlog::warn("quantizer cache: {}; quantizing without it", checkpoint.status().message());
+    return builder;
+  }
+  QuantizedCacheInputs inputs;
+  inputs.checkpoint = checkpoint.value();
+  inputs.quantizer = c.quantizer_build.empty() ? "quantizer/" + quantizer : c.quantizer_build;
+  const OptionSchema& host_keys = framework_schema().at("quantizer");
+  for (const auto& [key, value] : quantizer_opts.values()) {
+    if (find_option(host_keys, key) == nullptr) inputs.options[key] = format_option_value(value);
+  }
+  inputs.dtype = c10::toString(c.context->compute_dtype());
+  inputs.device_type = c10::DeviceTypeName(c.context->device().type(), /*lower_case=*/true);
+  inputs.skipped_sites.assign(skip.sites.begin(), skip.sites.end());
+  std::set<std::string> quantized;
+  for (const auto& name : skippable_module_names(config.value())) {
+    if (name != "lm_head" && !skip.sites.count(name)) quantized.insert(name);
+  }
+  QuantizedCacheKey key = make_quantized_cache_key(inputs);
+  const fs::path file = quantized_cache_file(cache_dir, model_dir, quantizer, key);
+  builder->use_cache(file, std::move(key), std::move(quantized));
+  return builder;
 }
 
 }  // namespace
@@ -159,10 +210,16 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   const Options& model_opts = recipe.sections.at("model");
   const fs::path model_dir = model_opts.string("path");
   const auto load_start = std::chrono::steady_clock::now();
+  auto frozen = make_frozen_linear_builder(recipe, c);
+  if (!frozen.ok()) return frozen.status();
+  std::shared_ptr<FrozenLinearBuilder> linears = std::move(frozen).value();
   ModelOptions mo;
   mo.dtype = c.context->compute_dtype();
   mo.device = c.context->device();
-  mo.make_linear = [&c](const at::Tensor& w, const std::string& site) { return c.quantizer->quantize(w, site); };
+  mo.make_linear = [linears](const at::Tensor& w, const std::string& site) { return linears->make(w, site); };
+  mo.stored_linear = [linears](const std::string& site, int64_t out, int64_t in) {
+    return linears->stored(site, out, in);
+  };
   mo.peft = c.peft.get();
   mo.offload = c.offload.get();
   mo.log = &c.context->log();
@@ -176,6 +233,7 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   }
   if (!model.ok()) return model.status();
   auto& lm = *model.value();
+  linears->finish(lm.linear_sites());
   if (const std::string& adapter = recipe.sections.at("peft").string("adapter_path"); !adapter.empty()) {
     if (auto st = load_peft_adapter(lm, *c.peft, adapter); !st.ok()) return st;
     spdlog::info("peft: adapter weights loaded from {}", adapter);

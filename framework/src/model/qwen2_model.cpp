@@ -307,14 +307,18 @@ std::unique_ptr<Qwen2Model::Impl> build(const Qwen2Config& config, const ModelOp
     l.site.name = fmt::format("model.layers.{}.{}.{}", layer, module, short_name);
     l.site.short_name = short_name;
     l.site.layer_index = layer;
-    const at::Tensor weight = get(l.site.name + ".weight");
-    l.base = options.make_linear(weight.to(device, /*non_blocking=*/false, /*copy=*/true), l.site.name);
+    const std::vector<int64_t>& shape = expected.at(l.site.name + ".weight").shape;
+    if (options.stored_linear) l.base = options.stored_linear(l.site.name, shape[0], shape[1]);
+    if (l.base == nullptr) {
+      const at::Tensor weight = get(l.site.name + ".weight");
+      l.base = options.make_linear(weight.to(device, /*non_blocking=*/false, /*copy=*/true), l.site.name);
+    }
     TORCH_CHECK(l.base != nullptr, "qwen2: the linear maker returned nothing for ", l.site.name);
-    TORCH_CHECK(l.base->out_features() == weight.size(0) && l.base->in_features() == weight.size(1),
+    TORCH_CHECK(l.base->out_features() == shape[0] && l.base->in_features() == shape[1],
                 "qwen2: the linear maker built [", l.base->out_features(), ", ", l.base->in_features(), "] for ",
-                l.site.name, ", whose weight is ", weight.sizes());
-    l.site.out_features = weight.size(0);
-    l.site.in_features = weight.size(1);
+                l.site.name, ", whose weight is ", shape_str(shape));
+    l.site.out_features = shape[0];
+    l.site.in_features = shape[1];
     l.site.base = l.base.get();
     if (has_bias) {
       l.bias = get(l.site.name + ".bias").to(device, dtype, false, /*copy=*/true);
@@ -413,8 +417,10 @@ StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::create_random(const Qwen2Confi
     if (t.name == "model.embed_tokens.weight" && config.pad_token_id) w[*config.pad_token_id].zero_();
     return w;
   };
+  ModelOptions drawn_in_order = options;
+  drawn_in_order.stored_linear = nullptr;  // skipping a draw would shift every later weight
   std::unique_ptr<Impl> impl;
-  if (auto s = checked_build(config, options, fetch, impl); !s.ok()) return s;
+  if (auto s = checked_build(config, drawn_in_order, fetch, impl); !s.ok()) return s;
   return std::unique_ptr<Qwen2Model>(new Qwen2Model(std::move(impl)));
 }
 

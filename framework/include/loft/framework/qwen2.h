@@ -57,6 +57,10 @@ StatusOr<Qwen2Config> parse_qwen2_config(const std::string& json_text, const std
 // Builds the frozen storage of one linear weight [out, in] (the quantizer's `quantize`). `weight` arrives in the
 // checkpoint's dtype on the model's device; `site` is the module name ("model.layers.0.mlp.up_proj").
 using LinearMaker = std::function<std::unique_ptr<QuantizedLinear>(const at::Tensor& weight, const std::string& site)>;
+// Storage for a linear site built without its weight (quantized states saved by an earlier run), or null to read the
+// weight and call the LinearMaker. Asked before the weight is read, so a hit never touches the checkpoint's bytes.
+using StoredLinear =
+    std::function<std::unique_ptr<QuantizedLinear>(const std::string& site, int64_t out_features, int64_t in_features)>;
 
 // Which scaled_dot_product_attention kernel runs the causal (training and prefill) attention.
 // kAuto: on CPU the dispatcher's choice; on CUDA flash (fp16/bf16, sm80+), else memory-efficient with K/V expanded
@@ -68,6 +72,7 @@ struct ModelOptions {
   c10::ScalarType dtype = c10::ScalarType::Float;  // activations and frozen non-linear tensors
   c10::Device device = c10::Device(c10::DeviceType::CPU);
   LinearMaker make_linear;               // required
+  StoredLinear stored_linear;            // optional; Qwen2Model::load only (random weights are drawn in order)
   PeftMethod* peft = nullptr;            // optional; must outlive the model
   OffloadStrategy* offload = nullptr;    // optional; must outlive the model. Null: blocks run in place
   AttentionBackend attention = AttentionBackend::kAuto;

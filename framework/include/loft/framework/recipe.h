@@ -25,6 +25,7 @@ struct SourceLocation {
 struct RecipeEntry {
   OptionValue value;  // as written: bool, int, float, string or list of strings
   SourceLocation where;
+  std::vector<SourceLocation> item_where;  // a list's items, in order (an override's items share its location)
 };
 
 struct RecipeSection {
@@ -71,6 +72,7 @@ struct ResolvedRecipe {
 };
 
 // Checks everything and reports every problem at once (empty = valid). Fills `out` when valid and out != nullptr.
+// Also checks quantizer.skip against the model's config.json when that file is readable (quantizer_host.h).
 std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegistry& registry, ResolvedRecipe* out);
 
 // Parses "15GiB", "512MiB", "1.5GB", "1000000" into bytes.

@@ -23,13 +23,16 @@ struct RunComponents {
   std::unique_ptr<PeftMethod> peft;
   std::unique_ptr<OffloadStrategy> offload;
   std::unique_ptr<Dataset> dataset;
+  std::string quantizer_build;  // plugin_build_identity() of the quantizer: part of the quantized-weight cache key
 };
 
 // Loads and creates the recipe's four plugins. The error names the plugin and the recipe section.
 StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry& registry);
 
 // The recipe's model: config.json + weights from model.path (or random init), the recipe's quantizer, PEFT method and
-// offload strategy attached. Logs its size and how long building took.
+// offload strategy attached. quantizer.skip sites stay dense; with quantizer.cache_dir (pretrained weights only) the
+// quantized layers come from the cache file when it matches, else they are quantized and the file is written.
+// Logs its size, the frozen linears' storage and how long building took.
 StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& components);
 
 // Writes the model with every adaptation folded in as a Hugging Face folder: sharded safetensors (5 GiB shards) in the
