@@ -53,15 +53,27 @@ __global__ void quantize_rows_kernel(const __half* __restrict__ a, int8_t* __res
   }
 }
 
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+
+// Four outputs written with one store (8 bytes for bf16/fp16, 16 for fp32).
+template <typename T>
+struct alignas(4 * sizeof(T)) Vec4 {
+  T v[4];
+};
 
 __device__ __forceinline__ float dequantize_one(int8_t code, float row_absmax) {
   return __fmul_rn(__fmul_rn(static_cast<float>(code), row_absmax), kDequantScale);
 }
 
-// One block per row; four codes per load when every row starts 4-byte aligned (`vector4`).
+// One block per row; four codes per load and four outputs per store when every row allows it (`vector4`: cols a
+// multiple of 4 and the codes 4-byte aligned; the output is a fresh allocation, so it is aligned too).
 template <typename T>
 __global__ void dequantize_rows_kernel(const int8_t* __restrict__ codes, const float* __restrict__ absmax,
                                        T* __restrict__ out, int64_t cols, bool vector4) {
@@ -73,13 +85,15 @@ __global__ void dequantize_rows_kernel(const int8_t* __restrict__ codes, const f
     const char4* src4 = reinterpret_cast<const char4*>(src);
     for (int64_t c = threadIdx.x; c < cols / 4; c += blockDim.x) {
       const char4 q = src4[c];
-      store(dst + 4 * c + 0, dequantize_one(q.x, s));
-      store(dst + 4 * c + 1, dequantize_one(q.y, s));
-      store(dst + 4 * c + 2, dequantize_one(q.z, s));
-      store(dst + 4 * c + 3, dequantize_one(q.w, s));
+      Vec4<T> o;
+      o.v[0] = from_float<T>(dequantize_one(q.x, s));
+      o.v[1] = from_float<T>(dequantize_one(q.y, s));
+      o.v[2] = from_float<T>(dequantize_one(q.z, s));
+      o.v[3] = from_float<T>(dequantize_one(q.w, s));
+      reinterpret_cast<Vec4<T>*>(dst)[c] = o;
     }
   } else {
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(dst + c, dequantize_one(src[c], s));
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = from_float<T>(dequantize_one(src[c], s));
   }
 }
 
