@@ -21,6 +21,8 @@ enum class Matmul { kDequant, kInt8 };
 class Int8Linear;
 
 // LLM.int8's forward (not differentiable by itself) with the frozen weight's input gradient dx = dy · deq(W).
+// deq(W) is dequantize(): bitsandbytes' int8_vectorwise_dequant order, (CB * SCB) / 127 in fp32 then the dtype.
+// MatMul8bitLt.backward rounds CB * (SCB / 127) instead, which can differ from it in a weight's last bf16/fp16 bit.
 class Int8MatmulFunction : public torch::autograd::Function<Int8MatmulFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const Int8Linear* weight,
