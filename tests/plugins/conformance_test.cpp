@@ -11,6 +11,7 @@
 #include "loft/offload.h"
 #include "loft/peft.h"
 #include "loft/quantizer.h"
+#include "quantizer_expectations.h"
 
 namespace loft {
 namespace {
@@ -35,31 +36,146 @@ class Conformance : public ::testing::Test {
   RunContext ctx_{c10::Device(c10::kCPU), c10::kFloat, 1234};
 };
 
+// A [48, 64] float32 weight with a zero row and two outliers: the cases quantizers get wrong first.
+torch::Tensor quantizer_test_weight() {
+  auto w = torch::randn({48, 64});
+  w.select(0, 5).zero_();
+  w.index_put_({7, 3}, 9.0);
+  w.index_put_({30, 60}, -12.0);
+  return w;
+}
+
+TEST_F(Conformance, EveryQuantizerHasAnExpectation) {
+  const auto names = registry_.names("quantizer");
+  ASSERT_FALSE(names.empty());
+  for (const auto& name : names) {
+    EXPECT_TRUE(conformance::quantizer_expectations().count(name))
+        << "quantizer/" << name << " has no entry in tests/plugins/quantizer_expectations.h; add its dequantize "
+        << "error bound (from its format's worst case) and the option sets to test";
+  }
+}
+
 TEST_F(Conformance, EveryQuantizerMatchesTheDenseReference) {
   for (const auto& name : registry_.names("quantizer")) {
-    SCOPED_TRACE("quantizer/" + name);
-    auto q = registry_.create_quantizer(name, ctx_, defaults("quantizer", name));
+    auto expected = conformance::quantizer_expectations().find(name);
+    if (expected == conformance::quantizer_expectations().end()) continue;  // reported by EveryQuantizerHasAnExpectation
+    for (const auto& variant : expected->second.variants) {
+      Options options = defaults("quantizer", name);
+      auto values = options.values();
+      for (const auto& [k, v] : variant.options) values[k] = v;
+      std::string described;
+      for (const auto& [k, v] : variant.options) described += " " + k + "=" + format_option_value(v);
+      SCOPED_TRACE("quantizer/" + name + (described.empty() ? " (defaults)" : described));
+      auto q = registry_.create_quantizer(name, ctx_, Options("quantizer", values));
+      ASSERT_TRUE(q.ok()) << q.status().message();
+      auto w = quantizer_test_weight();
+      auto stored = q.value()->quantize(w, "model.layers.0.mlp.up_proj");
+      EXPECT_EQ(stored->out_features(), 48);
+      EXPECT_EQ(stored->in_features(), 64);
+      auto deq = stored->dequantize(torch::kFloat);
+      ASSERT_EQ(deq.sizes(), w.sizes());
+      ASSERT_EQ(deq.scalar_type(), torch::kFloat);
+      const double rel = ((deq - w).abs().max() / w.abs().max()).item<double>();
+      EXPECT_LE(rel, expected->second.dequant_rel_error) << "dequantize error relative to max |W|";
+      EXPECT_EQ(stored->dequantize(torch::kBFloat16).scalar_type(), torch::kBFloat16);
+
+      // storage_bytes is what the state holds, every tensor of it.
+      int64_t state_bytes = 0;
+      for (const auto& [key, t] : stored->state()) state_bytes += static_cast<int64_t>(t.nbytes());
+      EXPECT_EQ(stored->storage_bytes(), state_bytes);
+      EXPECT_GT(stored->storage_bytes(), 0);
+
+      auto x = torch::randn({3, 5, 64}, torch::requires_grad());
+      auto y = stored->forward(x);
+      ASSERT_EQ(y.sizes(), (std::vector<int64_t>{3, 5, 48}));
+      auto ref = torch::matmul(x.detach(), deq.t());
+      if (variant.forward_rel_error == 0.0) {
+        EXPECT_TRUE(torch::allclose(y, ref, 1e-5, 1e-5)) << (y - ref).abs().max().item<double>();
+      } else {
+        const double fwd = ((y - ref).abs().max() / ref.abs().max()).item<double>();
+        EXPECT_LE(fwd, variant.forward_rel_error);
+      }
+      auto g = torch::randn_like(y);
+      y.backward(g);
+      ASSERT_TRUE(x.grad().defined());
+      EXPECT_TRUE(torch::allclose(x.grad(), torch::matmul(g, deq), 1e-5, 1e-5));
+
+      // load(state()) rebuilds the same storage, bit for bit.
+      const auto state = stored->state();
+      auto reloaded = q.value()->load(state, 48, 64);
+      const auto again = reloaded->state();
+      ASSERT_EQ(again.size(), state.size());
+      for (const auto& [key, t] : state) {
+        ASSERT_TRUE(again.count(key)) << key;
+        EXPECT_EQ(again.at(key).scalar_type(), t.scalar_type()) << key;
+        EXPECT_TRUE(torch::equal(again.at(key), t)) << key;
+      }
+      EXPECT_TRUE(torch::equal(reloaded->dequantize(torch::kFloat), deq));
+      EXPECT_EQ(reloaded->storage_bytes(), stored->storage_bytes());
+    }
+  }
+}
+
+// LoRA and DoRA on a site whose base is each quantizer's storage: the adapter trains through the quantized matmul,
+// and DoRA's magnitude starts as the row norms of the dequantized weight (what the model really multiplies by).
+TEST_F(Conformance, EveryQuantizerCarriesLoraAndDora) {
+  for (const auto& qname : registry_.names("quantizer")) {
+    auto q = registry_.create_quantizer(qname, ctx_, defaults("quantizer", qname));
     ASSERT_TRUE(q.ok()) << q.status().message();
-    auto w = torch::randn({48, 64});
-    auto stored = q.value()->quantize(w, "model.layers.0.mlp.up_proj");
-    EXPECT_EQ(stored->out_features(), 48);
-    EXPECT_EQ(stored->in_features(), 64);
-    auto deq = stored->dequantize(torch::kFloat);
-    // Error bound relative to the weight's scale; `none` must be exact.
-    double rel = ((deq - w).abs().max() / w.abs().max()).item<double>();
-    EXPECT_LE(rel, name == "none" ? 0.0 : 0.1);
-    EXPECT_GT(stored->storage_bytes(), 0);
-
-    auto x = torch::randn({3, 5, 64}, torch::requires_grad());
-    auto y = stored->forward(x);
-    auto ref = torch::matmul(x, deq.t());
-    EXPECT_TRUE(torch::allclose(y, ref, 1e-5, 1e-5));
-    auto g = torch::randn_like(y);
-    y.backward(g);
-    EXPECT_TRUE(torch::allclose(x.grad(), torch::matmul(g, deq), 1e-5, 1e-5));
-
-    auto reloaded = q.value()->load(stored->state(), 48, 64);
-    EXPECT_TRUE(torch::equal(reloaded->dequantize(torch::kFloat), deq));
+    // No zero row here: DoRA divides by each row's norm (0 / 0 for a zero row, in PEFT too).
+    auto w = quantizer_test_weight();
+    w.select(0, 5).normal_();
+    auto b = torch::randn({48});
+    auto base = q.value()->quantize(w, "model.layers.0.self_attn.q_proj");
+    const auto deq = base->dequantize(torch::kFloat);
+    LinearSite site{"model.layers.0.self_attn.q_proj", "q_proj", 0, 64, 48, base.get(), b};
+    for (const std::string peft : {"lora", "dora"}) {
+      SCOPED_TRACE("quantizer/" + qname + " + peft/" + peft);
+      if (!registry_.find("peft", peft)) {
+        ADD_FAILURE() << "peft/" << peft << " not found";
+        continue;
+      }
+      // Default init (B = 0): the layer's function is the quantized base's.
+      auto fresh = registry_.create_peft(peft, ctx_, defaults("peft", peft));
+      ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+      ASSERT_TRUE(fresh.value()->targets(site));
+      auto adapter = fresh.value()->attach(site);
+      auto x = torch::randn({4, 64});
+      {
+        torch::NoGradGuard no_grad;
+        auto y0 = adapter->forward(x, base->forward(x) + b, /*training=*/false);
+        EXPECT_TRUE(torch::allclose(y0, torch::addmm(b, x, deq.t()), 1e-5, 1e-5));
+      }
+      if (peft == "dora") {
+        torch::Tensor magnitude;
+        for (auto& [n, t] : adapter->trainable()) {
+          if (n == "lora_magnitude_vector") magnitude = t.detach();
+        }
+        ASSERT_TRUE(magnitude.defined());
+        EXPECT_TRUE(torch::allclose(magnitude, torch::linalg_vector_norm(deq, 2, at::IntArrayRef{1}), 1e-6, 1e-6));
+        if (!torch::equal(deq, w)) {  // a lossy format: the norm of the fp32 weight would be a different vector
+          EXPECT_FALSE(torch::equal(magnitude, torch::linalg_vector_norm(w, 2, at::IntArrayRef{1})));
+        }
+      }
+      // Random init (PEFT's init_lora_weights=False): every adapter tensor gets a finite, non-zero gradient through
+      // the quantized base, and x gets one through both.
+      auto values = defaults("peft", peft).values();
+      values["init"] = std::string("random");
+      auto method = registry_.create_peft(peft, ctx_, Options("peft", values));
+      ASSERT_TRUE(method.ok()) << method.status().message();
+      auto trained = method.value()->attach(site);
+      auto xr = torch::randn({4, 64}, torch::requires_grad());
+      auto y = trained->forward(xr, base->forward(xr) + b, /*training=*/true);
+      y.pow(2).sum().backward();
+      for (auto& [pname, t] : trained->trainable()) {
+        ASSERT_TRUE(t.grad().defined()) << pname << " got no gradient";
+        EXPECT_TRUE(torch::isfinite(t.grad()).all().item<bool>()) << pname;
+        EXPECT_GT(t.grad().abs().max().item<double>(), 0.0) << pname;
+      }
+      ASSERT_TRUE(xr.grad().defined());
+      EXPECT_TRUE(torch::isfinite(xr.grad()).all().item<bool>());
+      EXPECT_GT(xr.grad().abs().max().item<double>(), 0.0);
+    }
   }
 }
 
