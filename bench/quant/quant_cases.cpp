@@ -39,10 +39,16 @@ std::vector<Variant> known_variants(const std::vector<std::string>& registry_nam
 
 namespace {
 
-bool wanted(const Variant& v, const std::vector<std::string>& only) {
+// `only` names variants by label, or by plugin name where that is not also a label ("int8": both int8 variants;
+// "nf4": the nf4 variant only, fp4 being quantizer/nf4 too).
+bool wanted(const Variant& v, const std::vector<Variant>& all, const std::vector<std::string>& only) {
   if (only.empty()) return true;
-  return std::find(only.begin(), only.end(), v.label) != only.end() ||
-         std::find(only.begin(), only.end(), v.plugin) != only.end();
+  for (const auto& name : only) {
+    if (name == v.label) return true;
+    const bool is_label = std::any_of(all.begin(), all.end(), [&](const Variant& o) { return o.label == name; });
+    if (!is_label && name == v.plugin) return true;
+  }
+  return false;
 }
 
 void note(const std::string& text) {
@@ -55,8 +61,9 @@ void note(const std::string& text) {
 std::vector<QuantizerUnderTest> make_quantizers(PluginRegistry& registry, const HostContext& ctx,
                                                 const std::vector<std::string>& only, std::vector<std::string>* errors) {
   std::vector<QuantizerUnderTest> out;
-  for (auto& v : known_variants(registry.names("quantizer"))) {
-    if (!wanted(v, only)) continue;
+  auto variants = known_variants(registry.names("quantizer"));
+  for (auto& v : variants) {
+    if (!wanted(v, variants, only)) continue;
     const PluginManifest* m = registry.find("quantizer", v.plugin);
     if (m == nullptr) {
       note(fmt::format("{} skipped: quantizer/{} is not installed (no plugin.toml for it on the plugin path)", v.label,
@@ -99,7 +106,7 @@ std::vector<QuantizerUnderTest> make_quantizers(PluginRegistry& registry, const 
       continue;
     }
     q.quantizer = std::move(made).value();
-    q.variant = std::move(v);
+    q.variant = v;
     out.push_back(std::move(q));
   }
   return out;
