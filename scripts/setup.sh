@@ -50,8 +50,9 @@ fi
 JOBS=${LOFT_JOBS:-$(nproc)}
 if [ ! -f build/CMakeCache.txt ]; then
   log "configuring build/"
+  # bench/ is built too, so its validation-only tests (label bench) run with the suite.
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_PYTHON="$VENV/bin/python" \
-    -DTORCH_CUDA_ARCH_LIST="7.5;9.0"
+    -DTORCH_CUDA_ARCH_LIST="7.5;9.0" -DLOFT_BUILD_BENCH=ON
 fi
 log "building (jobs: $JOBS)"
 cmake --build build -j "$JOBS"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes a random-init Qwen2 checkpoint of a real shape (default: DeepSeek-R1-Distill-Qwen-1.5B's) in bf16 with
-transformers, plus the demo tokenizer, and a JSONL of long samples, for bench/e2e/lora_vs_peft.sh."""
+transformers, plus the demo tokenizer, and a JSONL of long samples, for bench/e2e/lora_vs_peft.sh and
+bench/e2e/quant_vs_bnb.sh."""
 import argparse
 import json
 import pathlib
@@ -12,6 +13,10 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 SHAPES = {  # config.json fields of the real models (no weights can be downloaded; shapes are public)
     "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=False, rope_theta=10000.0),
+    # For checking the bench scripts on a CPU: the same structure (GQA, untied head, in_features multiples of 64),
+    # the demo tokenizer's vocabulary.
+    "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=576, tie_word_embeddings=False, rope_theta=10000.0),
 }
 
 ap = argparse.ArgumentParser()
