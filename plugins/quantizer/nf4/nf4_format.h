@@ -1,5 +1,17 @@
 // The bitsandbytes 0.50.2 4-bit format (NF4 / FP4, optional double quantisation of absmax): code tables, parameters
 // and the CPU reference quantizer/dequantizer that the CUDA kernels (nf4_kernels.cu) must equal bit for bit.
+//
+// "Bitsandbytes" here means its CPU path, the one the parity test can run (tests/quantizer). Where its backends
+// disagree with each other, loft follows:
+//  * 4-bit codes: backends/default quantize_4bit (torch.bucketize over fp32 midpoints, ties to the lower code; full
+//    blocks scaled by x * (1/absmax), the final partial block by x / max(absmax, 1e-38), whose clamped absmax is
+//    stored). Its CUDA kernel uses a decision tree at the same midpoints; only exact ties could differ.
+//  * double quantisation: the offset is torch's CPU mean, and (absmax - offset) is coded with the CPU kernel's
+//    65536-bin table (csrc/cpu_ops.cpp), not an exact nearest-entry search: about 0.2% of the 8-bit codes are one
+//    step from the nearest entry, where bitsandbytes' CUDA kernel (binary search) would pick the nearest.
+//  * FP4 dequantisation: code 8 gives -0.0 (its CUDA and scalar CPU kernels), not +0.0 (its AVX-512/torch paths).
+//  * bitsandbytes' CPU AVX-512 dequantize_4bit indexes absmax per row, which is wrong when in_features is a
+//    multiple of 16 but not of blocksize; loft (like its CUDA kernel) indexes the flat blocks.
 #pragma once
 
 #include <array>
