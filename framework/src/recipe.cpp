@@ -114,6 +114,13 @@ std::string check_constraints(const OptionSpec& spec, const OptionValue& v) {
     if (spec.max && x > *spec.max) return fmt::format("= {} is out of range: must be <= {}", format_option_value(v), *spec.max);
   }
   if (spec.choices.empty()) return "";
+  if (auto* n = std::get_if<int64_t>(&v)) {
+    const std::string text = std::to_string(*n);
+    for (const auto& c : spec.choices) {
+      if (c == text) return "";
+    }
+    return fmt::format("= {} is not one of {}", text, fmt::join(spec.choices, ", "));
+  }
   auto check_one = [&](const std::string& s) -> std::string {
     for (const auto& c : spec.choices) {
       if (c == s) return "";

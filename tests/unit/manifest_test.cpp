@@ -48,6 +48,19 @@ choices = ["kaiming", "zeros"]
   EXPECT_EQ(find_option(m.value().options, "init")->choices.size(), 2u);
 }
 
+TEST(Manifest, IntOptionsTakeIntegerChoices) {
+  const std::string head = "name = \"x\"\nkind = \"quantizer\"\nversion = \"1\"\nsdk_abi = 1\nlibrary = \"libx.so\"\n";
+  auto m = read_manifest(write("intchoices.toml", head + "[options.blocksize]\ntype = \"int\"\ndefault = 64\n"
+                                                         "choices = [32, 64, 128]\n"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(find_option(m.value().options, "blocksize")->choices, (std::vector<std::string>{"32", "64", "128"}));
+  auto bad = read_manifest(write("badintchoices.toml", head + "[options.blocksize]\ntype = \"int\"\n"
+                                                              "choices = [\"64\"]\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("badintchoices.toml:8"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("choices of an int option must be a list of integers"), std::string::npos);
+}
+
 TEST(Manifest, ErrorsNameFileAndProblem) {
   auto missing = read_manifest(write("missing.toml", "name = \"x\"\nkind = \"peft\"\n"));
   ASSERT_FALSE(missing.ok());
