@@ -77,6 +77,9 @@ int run(int argc, char** argv) {
     return 2;
   }
   const c10::Device device = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  // The caching allocator has no per-device state (and getDeviceStats throws "Invalid device argument") until
+  // something is allocated there.
+  if (cuda) at::empty({1}, at::TensorOptions().device(device));
 
   PluginRegistry registry;
   registry.discover(plugin_search_path(plugin_path));
