@@ -1,5 +1,6 @@
 // Quantizes every linear weight of a 1.5B-shaped Qwen2 (28 layers x 7 linears, random init) with each installed
 // quantizer and reports the bytes they hold: storage_bytes() summed, and on CUDA the allocator's own count.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -114,6 +115,7 @@ int run(int argc, char** argv) {
     try {
       std::vector<std::unique_ptr<QuantizedLinear>> held;
       int64_t storage = 0, state = 0;
+      double quantize_seconds = 0;  // the quantize() calls alone, each waited for (random weights made outside)
       if (cuda) torch::cuda::synchronize();
       const int64_t before = allocated_bytes(device);
       if (cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
@@ -123,7 +125,12 @@ int run(int argc, char** argv) {
           for (int64_t k = 0; k < s.per_layer; ++k) {
             at::Tensor w = (at::randn({s.out_features, s.in_features}, at::TensorOptions().device(device)) * 0.02)
                                .to(at::kBFloat16);
-            held.push_back(q.quantizer->quantize(w, fmt::format("model.layers.{}.{}", layer, s.name)));
+            const std::string site = fmt::format("model.layers.{}.{}", layer, s.name);
+            if (cuda) torch::cuda::synchronize();
+            const auto started = std::chrono::steady_clock::now();
+            held.push_back(q.quantizer->quantize(w, site));
+            if (cuda) torch::cuda::synchronize();
+            quantize_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             storage += held.back()->storage_bytes();
             for (const auto& [name, t] : held.back()->state()) state += static_cast<int64_t>(t.nbytes());
           }
@@ -139,6 +146,8 @@ int run(int argc, char** argv) {
                   cuda ? format_bytes(static_cast<double>(allocated)).c_str() : "n/a (cpu)",
                   cuda ? format_bytes(static_cast<double>(peak_extra)).c_str() : "n/a (cpu)",
                   gb(rows.back().without_lm_head).c_str(), gb(rows.back().whole).c_str());
+      std::printf("%-14s quantized %zu weights in %.2f s on %s\n", "", held.size(), quantize_seconds,
+                  device.str().c_str());
       if (state != storage) {
         std::printf("note: %s: storage_bytes() sums to %lld but state() tensors hold %lld bytes\n",
                     q.variant.label.c_str(), static_cast<long long>(storage), static_cast<long long>(state));

@@ -32,7 +32,6 @@ class ConformanceGpu : public ::testing::Test {
     return Options("quantizer", values);
   }
   PluginRegistry registry_;
-  RunContext ctx_{c10::Device(c10::kCUDA), c10::kBFloat16, 1234};
 };
 
 double rel_diff(const torch::Tensor& got, const torch::Tensor& want) {
@@ -49,14 +48,16 @@ TEST_F(ConformanceGpu, EveryQuantizerMovedToCudaMatchesItsCpuSelf) {
       std::string described;
       for (const auto& [k, v] : variant.options) described += " " + k + "=" + format_option_value(v);
       SCOPED_TRACE("quantizer/" + name + (described.empty() ? " (defaults)" : described));
-      auto q = registry_.create_quantizer(name, ctx_, with_defaults(name, variant.options));
-      ASSERT_TRUE(q.ok()) << q.status().message();
       auto w = torch::randn({256, 1536}) * 0.02;
-      auto stored = q.value()->quantize(w, "model.layers.0.mlp.up_proj");
-      const int64_t bytes = stored->storage_bytes();
-      // float32 (tight) and bfloat16 (the training dtype: one bf16 rounding of each output, ~2^-8 relative).
+      // float32 (tight) and bfloat16 (the training dtype: one bf16 rounding of each output, ~2^-8 relative). The
+      // compute dtype is the run's, so each dtype gets its own quantizer (quantizer/none stores W in it).
       for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
         SCOPED_TRACE(c10::toString(dtype));
+        RunContext ctx(c10::Device(c10::kCUDA), dtype, 1234);
+        auto q = registry_.create_quantizer(name, ctx, with_defaults(name, variant.options));
+        ASSERT_TRUE(q.ok()) << q.status().message();
+        auto stored = q.value()->quantize(w, "model.layers.0.mlp.up_proj");
+        const int64_t bytes = stored->storage_bytes();
         const double tol = dtype == torch::kFloat ? 1e-4 : 1.6e-2;
         stored->to(torch::kCPU, false);
         auto x = torch::randn({2, 24, 1536}).to(dtype).requires_grad_(true);
