@@ -2,6 +2,8 @@
 // file format with checksums, the builder that serves model construction from it).
 #include "loft/framework/quantizer_host.h"
 
+#include "loft/dense_linear.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -70,21 +72,6 @@ std::string layer_hint(const std::string& entry, int64_t layers) {
   if (digits.size() > 9 || std::stoll(digits) < layers) return "";
   return fmt::format("; the model has {} layers (0-{})", layers, layers - 1);
 }
-
-class DenseFrozenLinear final : public QuantizedLinear {
- public:
-  explicit DenseFrozenLinear(at::Tensor weight) : weight_(std::move(weight)) {}
-  at::Tensor forward(const at::Tensor& x) const override { return at::linear(x, weight_); }
-  at::Tensor dequantize(c10::ScalarType dtype) const override { return weight_.to(dtype); }
-  int64_t storage_bytes() const override { return static_cast<int64_t>(weight_.nbytes()); }
-  std::map<std::string, at::Tensor> state() const override { return {{"weight", weight_}}; }
-  void to(c10::Device device, bool non_blocking) override { weight_ = weight_.to(device, non_blocking); }
-  int64_t out_features() const override { return weight_.size(0); }
-  int64_t in_features() const override { return weight_.size(1); }
-
- private:
-  at::Tensor weight_;
-};
 
 // ---- XXH64 (the reference algorithm; little-endian hosts) ----
 constexpr uint64_t kP1 = 11400714785074694791ULL, kP2 = 14029467366897019727ULL, kP3 = 1609587929392839161ULL,
@@ -250,11 +237,11 @@ std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe) {
 
 std::unique_ptr<QuantizedLinear> make_dense_frozen_linear(const at::Tensor& weight, c10::ScalarType dtype) {
   TORCH_CHECK(weight.dim() == 2, "quantizer.skip: a linear weight must be 2-D [out, in], got ", weight.sizes());
-  return std::make_unique<DenseFrozenLinear>(weight.detach().to(dtype).contiguous());
+  return std::make_unique<DenseLinear>(weight.detach().to(dtype).contiguous());
 }
 
 bool is_dense_frozen_linear(const QuantizedLinear* linear) {
-  return dynamic_cast<const DenseFrozenLinear*>(linear) != nullptr;
+  return dynamic_cast<const DenseLinear*>(linear) != nullptr;
 }
 
 // ---- cache key ----

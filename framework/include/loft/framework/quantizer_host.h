@@ -49,7 +49,7 @@ std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe);
 
 // A frozen dense weight (copied, contiguous, `dtype`): what a skipped site holds. Its state() is {"weight"}.
 std::unique_ptr<QuantizedLinear> make_dense_frozen_linear(const at::Tensor& weight, c10::ScalarType dtype);
-// True for storage made by make_dense_frozen_linear (tests and logs tell skipped sites apart with it).
+// True for dense storage (loft::DenseLinear: a skipped site's, or everything quantizer/none makes).
 bool is_dense_frozen_linear(const QuantizedLinear* linear);
 
 // ---- quantizer.cache_dir ----

@@ -1,0 +1,25 @@
+// A frozen weight kept dense: what quantizer/none stores, and what the host keeps for the layers a recipe's
+// quantizer.skip names.
+#pragma once
+
+#include "loft/quantizer.h"
+
+namespace loft {
+
+// y = x Wᵀ through at::linear; `weight` [out, in] is used as given (dtype, device, layout). state() is {"weight"}.
+class DenseLinear final : public QuantizedLinear {
+ public:
+  explicit DenseLinear(at::Tensor weight);
+  at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor dequantize(c10::ScalarType dtype) const override;
+  int64_t storage_bytes() const override;
+  std::map<std::string, at::Tensor> state() const override;
+  void to(c10::Device device, bool non_blocking) override;
+  int64_t out_features() const override;
+  int64_t in_features() const override;
+
+ private:
+  at::Tensor weight_;
+};
+
+}  // namespace loft
