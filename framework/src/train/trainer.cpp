@@ -200,8 +200,9 @@ StepMetrics Trainer::train_step() {
   int64_t tokens = 0;
   for (auto& batch : micro) {
     auto ids = batch.input_ids.to(device_), lengths = batch.lengths.to(device_), labels = batch.labels.to(device_);
-    auto hidden = batch.packed() ? model_.packed_hidden_states(ids, batch.position_ids.to(device_),
-                                                               batch.cu_seqlens.to(device_), batch.max_seqlen, true)
+    // The packed layout stays on the host: the model reads cu_seqlens there and copies what the GPU needs.
+    auto hidden = batch.packed() ? model_.packed_hidden_states(ids, batch.position_ids, batch.cu_seqlens,
+                                                               batch.max_seqlen, /*training=*/true)
                                  : model_.hidden_states(ids, lengths, /*training=*/true);
     const int64_t h = hidden.size(-1);
     // Position t predicts token t+1: drop the last hidden state and the first label.

@@ -25,7 +25,8 @@ class CausalLM {
   // Final hidden states [B, S, H] for right-padded input_ids [B, S] with lengths [B].
   virtual at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& lengths, bool training) = 0;
   // Final hidden states [B, S, H] for a packed batch (several examples per row; see Batch in batching.h): each
-  // sequence attends only to itself, positions from position_ids. The default refuses: not every model can pack.
+  // sequence attends only to itself, positions from position_ids. position_ids and cu_seqlens may be on the host
+  // (the trainer passes them there; the model copies them to its device). The default refuses: not every model packs.
   virtual at::Tensor packed_hidden_states(const at::Tensor& input_ids, const at::Tensor& position_ids,
                                           const at::Tensor& cu_seqlens, int64_t max_seqlen, bool training);
   // The output projection [V, H] (may require grad).
