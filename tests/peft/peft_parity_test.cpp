@@ -8,12 +8,10 @@
 #include <set>
 #include <sstream>
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "../support/python_reference.h"
 #include "peft_test_support.h"
 
 namespace loft::testing_peft {
@@ -24,45 +22,11 @@ using nlohmann::json;
 
 constexpr double kTolerance = 1e-5;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::read_text;
 
-// Runs the script once into a folder named after a hash of its text, so an edited script regenerates. An flock
-// serialises concurrent test processes (ctest -j). No std::filesystem::remove_all: libtorch.so exports its own
-// copy of that symbol, which crashes when the executable binds to it.
 fs::path reference_dir() {
-  const fs::path script = fs::path(LOFT_SOURCE_DIR) / "tests/peft/make_peft_reference.py";
-  const std::string text = read_text(script);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  const fs::path root = fs::path(LOFT_BINARY_DIR) / "tests/peft_reference";
-  const fs::path dir = root / fmt::format("{:016x}", h);
-  fs::create_directories(root);
-  const std::string lock_path = (root / "lock").string();
-  int lock = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
-  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
-    ADD_FAILURE() << "cannot lock " << lock_path;
-    return {};
-  }
-  if (!fs::exists(dir / "reference.json")) {
-    const fs::path tmp = root / fmt::format("tmp-{}", ::getpid());
-    const std::string log = tmp.string() + ".log";
-    const std::string cmd =
-        fmt::format("\"{}\" \"{}\" \"{}\" > \"{}\" 2>&1", LOFT_PYTHON, script.string(), tmp.string(), log);
-    int rc = std::system(cmd.c_str());
-    if (rc != 0 || ::rename(tmp.c_str(), dir.c_str()) != 0) {
-      ADD_FAILURE() << "reference script failed (" << rc << "): " << cmd << "\n" << read_text(log);
-      ::close(lock);
-      return {};
-    }
-    ::unlink(log.c_str());
-  }
-  ::close(lock);  // releases the flock
-  return dir;
+  return testing::python_reference_dir(fs::path(LOFT_SOURCE_DIR) / "tests/peft/make_peft_reference.py",
+                                       "peft_reference");
 }
 
 class PeftParity : public PeftFixture {

@@ -8,9 +8,6 @@
 #include <fstream>
 #include <sstream>
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -20,6 +17,7 @@
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/quantizer.h"
+#include "../support/python_reference.h"
 
 namespace loft {
 namespace {
@@ -27,44 +25,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::read_text;
 
-// Runs the script once into a folder named after a hash of its text; an flock serialises concurrent ctest
-// processes. (No std::filesystem::remove_all: libtorch exports a crashing copy of it.)
 fs::path reference_dir() {
-  const fs::path script = fs::path(LOFT_SOURCE_DIR) / "tests/quantizer/make_int8_reference.py";
-  const std::string text = read_text(script);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  const fs::path root = fs::path(LOFT_BINARY_DIR) / "tests/int8_reference";
-  const fs::path dir = root / fmt::format("{:016x}", h);
-  fs::create_directories(root);
-  const std::string lock_path = (root / "lock").string();
-  const int lock = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
-  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
-    ADD_FAILURE() << "cannot lock " << lock_path;
-    return {};
-  }
-  if (!fs::exists(dir / "reference.json")) {
-    const fs::path tmp = root / fmt::format("tmp-{}", ::getpid());
-    const std::string log = tmp.string() + ".log";
-    const std::string cmd =
-        fmt::format("\"{}\" \"{}\" \"{}\" > \"{}\" 2>&1", LOFT_PYTHON, script.string(), tmp.string(), log);
-    const int rc = std::system(cmd.c_str());
-    if (rc != 0 || ::rename(tmp.c_str(), dir.c_str()) != 0) {
-      ADD_FAILURE() << "reference script failed (" << rc << "): " << cmd << "\n"
-                    << read_text(log) << "\n(is bitsandbytes==0.50.2 installed in " << LOFT_PYTHON << "?)";
-      ::close(lock);
-      return {};
-    }
-  }
-  ::close(lock);
-  return dir;
+  return testing::python_reference_dir(
+      fs::path(LOFT_SOURCE_DIR) / "tests/quantizer/make_int8_reference.py", "int8_reference",
+      fmt::format("\n(is bitsandbytes==0.50.2 installed in {}?)", LOFT_PYTHON));
 }
 
 torch::Tensor read_raw(const fs::path& dir, const json& name, std::vector<int64_t> shape, torch::Dtype dtype) {
