@@ -3,6 +3,7 @@
 #include "loft/framework/quantizer_host.h"
 
 #include "loft/dense_linear.h"
+#include "loft/module_pattern.h"
 
 #include <sys/stat.h>
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <regex>
 
 #include <ATen/ops/linear.h>
@@ -39,28 +41,14 @@ std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
 
 std::string mib(int64_t bytes) { return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1024.0 * 1024.0)); }
 
-// A regex entry compiled, or the reason it does not compile.
-struct CompiledEntry {
-  bool is_regex = false;
-  std::regex regex;
-  std::string error;
-};
-
-CompiledEntry compile_entry(const std::string& entry) {
-  CompiledEntry c;
-  if (entry.rfind("re:", 0) != 0) return c;
-  c.is_regex = true;
+// The entry as a ModulePattern, or nothing with the regex error in *error.
+std::optional<ModulePattern> compile_entry(const std::string& entry, std::string* error) {
   try {
-    c.regex = std::regex(entry.substr(3), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    c.error = e.what();
+    return ModulePattern(entry);
+  } catch (const std::invalid_argument& e) {
+    *error = e.what();
+    return std::nullopt;
   }
-  return c;
-}
-
-bool matches(const std::string& entry, const CompiledEntry& compiled, const std::string& module) {
-  if (compiled.is_regex) return compiled.error.empty() && std::regex_match(module, compiled.regex);
-  return module == entry || ends_with(module, "." + entry);
 }
 
 // "model.layers.N." in an entry with N past the last layer: the likely mistake, said plainly.
@@ -147,7 +135,9 @@ uint64_t xxh64(const void* data, std::size_t size_bytes, uint64_t seed) {
 // ---- skip ----
 
 bool skip_entry_matches(const std::string& entry, const std::string& module) {
-  return matches(entry, compile_entry(entry), module);
+  std::string error;
+  const auto pattern = compile_entry(entry, &error);
+  return pattern && pattern->matches(module);
 }
 
 std::vector<std::string> skippable_module_names(const Qwen2Config& config) {
@@ -164,16 +154,17 @@ SkipResolution resolve_quantizer_skip(const std::vector<std::string>& entries, c
   const std::vector<std::string> names = skippable_module_names(config);
   for (size_t i = 0; i < entries.size(); ++i) {
     const std::string& entry = entries[i];
-    const CompiledEntry compiled = compile_entry(entry);
-    if (!compiled.error.empty()) {
+    std::string error;
+    const auto pattern = compile_entry(entry, &error);
+    if (!pattern) {
       out.problems.emplace_back(i, fmt::format("quantizer.skip entry \"{}\" is not a valid regex ({}); after \"re:\" "
                                                "write an ECMAScript regex matched against the whole module name",
-                                               entry, compiled.error));
+                                               entry, error));
       continue;
     }
     bool any = false;
     for (const auto& name : names) {
-      if (!matches(entry, compiled, name)) continue;
+      if (!pattern->matches(name)) continue;
       any = true;
       if (name != "lm_head") out.sites.insert(name);
     }
@@ -181,7 +172,7 @@ SkipResolution resolve_quantizer_skip(const std::vector<std::string>& entries, c
     const int64_t last = config.num_hidden_layers - 1;
     const std::string layers = fmt::format("model.layers.<0-{}>.self_attn.{{q,k,v,o}}_proj, "
                                            "model.layers.<0-{}>.mlp.{{gate,up,down}}_proj and lm_head", last, last);
-    if (compiled.is_regex) {
+    if (pattern->is_regex()) {
       out.problems.emplace_back(i, fmt::format("quantizer.skip entry \"{}\" matches no module of the model; the regex "
                                                "must match a whole name: {}", entry, layers));
       continue;
@@ -221,10 +212,10 @@ std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe) {
   if (!config.ok()) {
     // Without the model only the regexes can be checked.
     for (size_t i = 0; i < entries->size(); ++i) {
-      const CompiledEntry compiled = compile_entry((*entries)[i]);
-      if (!compiled.error.empty()) {
+      std::string error;
+      if (!compile_entry((*entries)[i], &error)) {
         out.push_back({where(i), fmt::format("quantizer.skip entry \"{}\" is not a valid regex ({}); after \"re:\" write "
-                                             "an ECMAScript regex", (*entries)[i], compiled.error)});
+                                             "an ECMAScript regex", (*entries)[i], error)});
       }
     }
     return out;

@@ -2,11 +2,12 @@
 // Master weights stay fp32; the branch runs in the activations' dtype (PEFT runs it in fp32, see DESIGN.md §6).
 #include "lora_method.h"
 
+#include "loft/module_pattern.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <regex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -38,8 +39,8 @@ struct LoraConfig {
   bool dora = false;
   Init init = Init::kKaiming;
   std::vector<std::string> targets;           // as written, "re:" prefixes included
-  std::vector<std::regex> target_regexes;     // compiled "re:" entries
-  std::vector<std::string> target_names;      // plain entries
+  std::vector<ModulePattern> target_patterns;  // the same, compiled
+  bool has_regex_target = false;
   std::set<int64_t> layers;                   // empty: every layer
   std::vector<std::string> modules_to_save;   // as written
   uint64_t seed = 0;
@@ -249,14 +250,8 @@ class LoraMethod final : public PeftMethod {
 
   bool targets(const LinearSite& site) const override {
     if (!config_.layers.empty() && (site.layer_index < 0 || config_.layers.count(site.layer_index) == 0)) return false;
-    // PEFT check_target_module_exists: a plain entry matches the module name or its dotted suffix.
-    for (const auto& name : config_.target_names) {
-      if (site.name == name || ends_with(site.name, "." + name)) return true;
-    }
-    for (const auto& re : config_.target_regexes) {
-      if (std::regex_match(site.name, re)) return true;
-    }
-    return false;
+    return std::any_of(config_.target_patterns.begin(), config_.target_patterns.end(),
+                       [&](const ModulePattern& p) { return p.matches(site.name); });
   }
 
   std::unique_ptr<Adapter> attach(const LinearSite& site) const override {
@@ -345,7 +340,7 @@ class LoraMethod final : public PeftMethod {
   // A list of names when every entry is plain; otherwise one regex that PEFT full-matches against module names,
   // with each plain entry `n` written as `(?:.*\.)?n` (PEFT's "equal or dotted suffix" rule).
   nlohmann::json target_modules_json() const {
-    if (config_.target_regexes.empty()) return config_.target_names;
+    if (!config_.has_regex_target) return config_.targets;
     std::vector<std::string> parts;
     for (const auto& t : config_.targets) {
       if (t.rfind("re:", 0) == 0) {
@@ -392,18 +387,15 @@ std::unique_ptr<PeftMethod> make_lora_method(const HostContext& ctx, const Optio
   c.targets = options.strings("targets");
   if (c.targets.empty()) throw std::invalid_argument("peft.targets is empty: name at least one module (\"q_proj\")");
   for (const auto& t : c.targets) {
-    if (t.rfind("re:", 0) == 0) {
-      try {
-        c.target_regexes.emplace_back(t.substr(3), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        throw std::invalid_argument(fmt::format("peft.targets: \"{}\" is not a valid regex: {}", t, e.what()));
-      }
-    } else {
-      c.target_names.push_back(t);
+    try {
+      c.target_patterns.emplace_back(t);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("peft.targets: \"{}\" is not a valid regex: {}", t, e.what()));
     }
+    c.has_regex_target = c.has_regex_target || c.target_patterns.back().is_regex();
   }
   c.layers = parse_layers(options.string("layers"));
-  if (!c.layers.empty() && !c.target_regexes.empty()) {
+  if (!c.layers.empty() && c.has_regex_target) {
     // PEFT refuses layers_to_transform with a regex target_modules; keep loft's adapters loadable there.
     throw std::invalid_argument(
         "peft.layers cannot be combined with \"re:\" targets (PEFT ignores layers_to_transform for a regex); "
