@@ -11,8 +11,8 @@ endif()
 
 find_package(CUDAToolkit REQUIRED)
 find_package(Torch 2.11 REQUIRED)
-# torch adds flags for its own targets through TORCH_CXX_FLAGS (the libstdc++ ABI); keep them global.
-set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")
+# TORCH_CXX_FLAGS (the libstdc++ ABI) reach every target that links torch through its INTERFACE_COMPILE_OPTIONS;
+# nothing is set globally.
 
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(tomlplusplus 3 REQUIRED)
@@ -21,6 +21,7 @@ find_package(spdlog REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(PCRE2 REQUIRED)
 find_package(utf8proc REQUIRED)
+find_package(xxhash REQUIRED)
 find_package(Threads REQUIRED)
 if(LOFT_BUILD_TESTS)
   find_package(GTest REQUIRED)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps/debs
 (cd .deps/debs && apt-get download libtomlplusplus-dev libtomlplusplus3 libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 \
-  libpcre2-posix3 libutf8proc-dev libutf8proc2 libboost-program-options1.81-dev libboost-program-options1.81.0 \
+  libpcre2-posix3 libutf8proc-dev libutf8proc2 libxxhash-dev libxxhash0 libboost-program-options1.81-dev libboost-program-options1.81.0 \
   libboost1.81-dev )
 
 # bitsandbytes for bench/e2e/quant_vs_bnb.sh's peer: a py3-none manylinux wheel (one file for any CPython >= 3.10,

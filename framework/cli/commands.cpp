@@ -1,4 +1,5 @@
 // Subcommands of `loft`: option parsing (Boost.Program_options) and the glue between recipe, registry and run.
+#include "loft/framework/files.h"
 #include "commands.h"
 
 #include <cstdio>
@@ -303,8 +304,7 @@ int cmd_merge(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   PluginRegistry registry;
-  std::error_code ec;
-  if (fs::is_regular_file(c.positional[0], ec)) {
+  if (loft::fs::is_regular_file(c.positional[0])) {
     ResolvedRecipe recipe;
     if (!load_one_recipe("merge", c, usage, registry, &recipe)) return kExitUsage;
     return merge_recipe(recipe, registry, {}, out);

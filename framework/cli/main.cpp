@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.h"
+#include "loft/error_message.h"
 #include "loft/framework/host.h"
 
 namespace {
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return loft::cli::cmd_eval(args);
     if (command == "merge") return loft::cli::cmd_merge(args);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), e.what());
+    std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), loft::error_message(e).c_str());
     return loft::cli::kExitFailure;
   }
   std::fprintf(stderr, "loft: unknown command '%s'; see `loft --help`\n", command.c_str());

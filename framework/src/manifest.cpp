@@ -1,4 +1,5 @@
 // plugin.toml parsing: identity, library file and the declared option schema.
+#include "loft/framework/files.h"
 #include "loft/framework/manifest.h"
 
 #include <fmt/format.h>
@@ -109,7 +110,7 @@ StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_pat
   const auto* abi = root.get_as<int64_t>("sdk_abi");
   if (!abi) return Status::InvalidArgument(fmt::format("{}: missing integer `sdk_abi`", manifest_path.string()));
   m.sdk_abi = static_cast<uint32_t>(abi->get());
-  m.library_path = std::filesystem::absolute(manifest_path.parent_path() / library);
+  m.library_path = fs::absolute(manifest_path.parent_path() / library);
   if (const auto* options = root.get_as<toml::table>("options")) {
     for (const auto& [key, node] : *options) {
       const auto* t = node.as_table();

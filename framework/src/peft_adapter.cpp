@@ -1,5 +1,6 @@
 // PEFT adapter folders: writing what Python PEFT's save_pretrained writes, and loading such a folder into a model
 // whose recipe describes the same adapter.
+#include "loft/framework/files.h"
 #include "loft/framework/peft_adapter.h"
 
 #include <algorithm>
@@ -129,9 +130,7 @@ Status save_peft_adapter(Qwen2Model& model, const PeftMethod& method, const std:
   if (config.empty()) {
     return Status::InvalidArgument("this PEFT method trains whole weights and has no PEFT adapter format");
   }
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
+  if (auto st = fs::create_directories(out); !st.ok()) return st;
   if (auto st = write_safetensors(out / "adapter_model.safetensors", peft_adapter_tensors(model), {{"format", "pt"}});
       !st.ok()) {
     return st;

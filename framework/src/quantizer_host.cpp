@@ -1,5 +1,7 @@
 // The host's [quantizer] keys: skip lists (matching, diagnostics, dense storage) and the quantized-weight cache (key,
 // file format with checksums, the builder that serves model construction from it).
+#include "loft/framework/files.h"
+#include "loft/error_message.h"
 #include "loft/framework/quantizer_host.h"
 
 #include "loft/dense_linear.h"
@@ -19,6 +21,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
 
 #include "loft/framework/safetensors.h"
 #include "suggest.h"
@@ -61,23 +64,6 @@ std::string layer_hint(const std::string& entry, int64_t layers) {
   return fmt::format("; the model has {} layers (0-{})", layers, layers - 1);
 }
 
-// ---- XXH64 (the reference algorithm; little-endian hosts) ----
-constexpr uint64_t kP1 = 11400714785074694791ULL, kP2 = 14029467366897019727ULL, kP3 = 1609587929392839161ULL,
-                   kP4 = 9650029242287828579ULL, kP5 = 2870177450012600261ULL;
-uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-uint64_t read64(const unsigned char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-uint32_t read32(const unsigned char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t xxh_round(uint64_t acc, uint64_t input) { return rotl(acc + input * kP2, 31) * kP1; }
-uint64_t xxh_merge(uint64_t acc, uint64_t v) { return (acc ^ xxh_round(0, v)) * kP1 + kP4; }
-
 uint64_t hash_string(const std::string& s) { return xxh64(s.data(), s.size()); }
 
 // Bytes of a CPU tensor as stored (contiguous copy when needed).
@@ -99,37 +85,7 @@ std::string read_at(std::ifstream& in, uint64_t offset, uint64_t size) {
 }  // namespace
 
 uint64_t xxh64(const void* data, std::size_t size_bytes, uint64_t seed) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  const unsigned char* const end = p + size_bytes;
-  uint64_t h;
-  if (size_bytes >= 32) {
-    const unsigned char* const limit = end - 32;
-    uint64_t v1 = seed + kP1 + kP2, v2 = seed + kP2, v3 = seed, v4 = seed - kP1;
-    do {
-      v1 = xxh_round(v1, read64(p));
-      v2 = xxh_round(v2, read64(p + 8));
-      v3 = xxh_round(v3, read64(p + 16));
-      v4 = xxh_round(v4, read64(p + 24));
-      p += 32;
-    } while (p <= limit);
-    h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
-    h = xxh_merge(xxh_merge(xxh_merge(xxh_merge(h, v1), v2), v3), v4);
-  } else {
-    h = seed + kP5;
-  }
-  h += static_cast<uint64_t>(size_bytes);
-  for (; p + 8 <= end; p += 8) h = rotl(h ^ xxh_round(0, read64(p)), 27) * kP1 + kP4;
-  if (p + 4 <= end) {
-    h = rotl(h ^ (static_cast<uint64_t>(read32(p)) * kP1), 23) * kP2 + kP3;
-    p += 4;
-  }
-  for (; p < end; ++p) h = rotl(h ^ (static_cast<uint64_t>(*p) * kP5), 11) * kP1;
-  h ^= h >> 33;
-  h *= kP2;
-  h ^= h >> 29;
-  h *= kP3;
-  h ^= h >> 32;
-  return h;
+  return static_cast<uint64_t>(XXH64(data, size_bytes, static_cast<XXH64_hash_t>(seed)));
 }
 
 // ---- skip ----
@@ -206,9 +162,8 @@ std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe) {
   const RecipeEntry& e = skip->second;
   auto where = [&](size_t index) { return index < e.item_where.size() ? e.item_where[index] : e.where; };
   std::vector<Diagnostic> out;
-  std::error_code ec;
   StatusOr<Qwen2Config> config = Status::NotFound("");
-  if (fs::is_regular_file(model_dir / "config.json", ec)) config = read_qwen2_config(model_dir / "config.json");
+  if (fs::is_regular_file(model_dir / "config.json")) config = read_qwen2_config(model_dir / "config.json");
   if (!config.ok()) {
     // Without the model only the regexes can be checked.
     for (size_t i = 0; i < entries->size(); ++i) {
@@ -246,12 +201,13 @@ StatusOr<std::string> checkpoint_fingerprint(const fs::path& model_dir) {
     j["config.json"] = hex64(hash_string(text));
   }
   std::vector<std::string> names;
-  std::error_code ec;
-  for (fs::directory_iterator it(model_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
+  if (!fs::is_directory(model_dir)) {
+    return Status::IoError(fmt::format("{}: cannot list the folder (not a readable folder)", model_dir.string()));
+  }
+  for (const auto& entry : fs::list_directory(model_dir)) {
+    const std::string name = entry.filename().string();
     if (ends_with(name, ".safetensors") || name == "model.safetensors.index.json") names.push_back(name);
   }
-  if (ec) return Status::IoError(fmt::format("{}: cannot list the folder: {}", model_dir.string(), ec.message()));
   std::sort(names.begin(), names.end());
   j["files"] = nlohmann::ordered_json::array();
   for (const auto& name : names) {
@@ -329,9 +285,7 @@ fs::path quantized_cache_file(const fs::path& cache_dir, const fs::path& model_d
 
 Status write_quantized_cache(const fs::path& file, const QuantizedCacheKey& key,
                              const std::vector<std::pair<std::string, const QuantizedLinear*>>& sites) {
-  std::error_code ec;
-  fs::create_directories(file.parent_path(), ec);
-  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", file.parent_path().string(), ec.message()));
+  if (auto st = fs::create_directories(file.parent_path()); !st.ok()) return st;
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   nlohmann::ordered_json site_list = nlohmann::ordered_json::array();
   nlohmann::ordered_json checksums = nlohmann::ordered_json::object();
@@ -346,7 +300,7 @@ Status write_quantized_cache(const fs::path& file, const QuantizedCacheKey& key,
       }
     }
   } catch (const std::exception& e) {
-    return Status::Internal(fmt::format("{}: reading the quantized states failed: {}", file.string(), e.what()));
+    return Status::Internal(fmt::format("{}: reading the quantized states failed: {}", file.string(), error_message(e)));
   }
   std::map<std::string, std::string> metadata{{"loft.format", kCacheFormat},
                                               {"loft.key", key.description},
@@ -436,8 +390,7 @@ FrozenLinearBuilder::FrozenLinearBuilder(const Quantizer& quantizer, std::string
 void FrozenLinearBuilder::use_cache(const fs::path& file, QuantizedCacheKey key, std::set<std::string> quantized_sites) {
   cache_file_ = file;
   key_ = std::move(key);
-  std::error_code ec;
-  if (!fs::exists(file, ec)) {
+  if (!fs::exists(file)) {
     spdlog::info("quantizer cache: no entry for this checkpoint, quantizer and options yet; will write {}", file.string());
     write_cache_ = true;
     return;
@@ -477,7 +430,7 @@ std::unique_ptr<QuantizedLinear> FrozenLinearBuilder::stored(const std::string& 
   } catch (const c10::Error& e) {
     why = e.what_without_backtrace();
   } catch (const std::exception& e) {
-    why = e.what();
+    why = error_message(e);
   }
   cached_.erase(it);
   if (!linear) {

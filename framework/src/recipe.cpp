@@ -1,4 +1,5 @@
 // Recipe parsing (toml++ with source positions), command-line overrides and validation against schemas.
+#include "loft/framework/files.h"
 #include "loft/framework/recipe.h"
 
 #include <cmath>
@@ -202,8 +203,7 @@ StatusOr<Recipe> parse_recipe_text(std::string_view text, const std::string& sou
 }
 
 StatusOr<Recipe> parse_recipe_file(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) {
+  if (!fs::is_regular_file(path)) {
     return Status::NotFound(fmt::format("{}: no such recipe file", path.string()));
   }
   try {

@@ -1,4 +1,6 @@
 // Plugin discovery and loading (Boost.DLL), with the ABI handshake and build-fingerprint check.
+#include "loft/framework/files.h"
+#include "loft/error_message.h"
 #include "loft/framework/plugin_registry.h"
 
 #include <cstdlib>
@@ -96,16 +98,8 @@ PluginRegistry::~PluginRegistry() = default;
 void PluginRegistry::discover(const std::vector<fs::path>& folders) {
   std::set<fs::path> seen;
   for (const auto& folder : folders) {
-    std::error_code ec;
-    if (!fs::is_directory(folder, ec)) continue;
-    std::vector<fs::path> files;
-    for (auto it = fs::recursive_directory_iterator(folder, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->path().filename() == "plugin.toml") files.push_back(it->path());
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& file : files) {
-      fs::path canonical = fs::weakly_canonical(file, ec);
+    for (const auto& file : fs::find_files_named(folder, "plugin.toml")) {
+      const fs::path canonical = fs::weakly_canonical(file);
       if (!seen.insert(canonical).second) continue;  // the same folder reached twice
       auto manifest = read_manifest(canonical);
       if (!manifest.ok()) {
@@ -159,8 +153,7 @@ Status PluginRegistry::load(const std::string& kind, const std::string& name) {
         "against this loft SDK",
         qualified, m->manifest_path.string(), m->sdk_abi, LOFT_SDK_ABI_VERSION));
   }
-  std::error_code fs_ec;
-  if (!fs::exists(m->library_path, fs_ec)) {
+  if (!fs::exists(m->library_path)) {
     return Status::NotFound(fmt::format("plugin {}: library {} named by {} does not exist; build the plugin or fix "
                                         "`library` in its manifest",
                                         qualified, file, m->manifest_path.string()));
@@ -233,7 +226,7 @@ StatusOr<std::unique_ptr<T>> PluginRegistry::create(const std::string& kind, con
     if (!component) return Status::Internal(fmt::format("plugin {}/{}: factory returned nothing", kind, name));
     return component;
   } catch (const std::exception& e) {
-    return Status::FailedPrecondition(fmt::format("plugin {}/{} failed to start: {}", kind, name, e.what()));
+    return Status::FailedPrecondition(fmt::format("plugin {}/{} failed to start: {}", kind, name, error_message(e)));
   }
 }
 

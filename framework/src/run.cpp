@@ -1,4 +1,5 @@
 // run_recipe: from a validated recipe to a trained run folder.
+#include "loft/framework/files.h"
 #include "loft/framework/run.h"
 
 #include <unistd.h>
@@ -142,9 +143,7 @@ StatusOr<std::shared_ptr<FrozenLinearBuilder>> make_frozen_linear_builder(const 
 }  // namespace
 
 Status save_merged_model(const Qwen2Model& lm, const fs::path& model_dir, const fs::path& out) {
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
+  if (auto st = fs::create_directories(out); !st.ok()) return st;
   if (auto st = write_sharded_checkpoint(out, lm.state_dict(lm.dtype()), uint64_t{5} << 30); !st.ok()) return st;
   for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
     std::ifstream in(model_dir / f, std::ios::binary);
@@ -304,10 +303,8 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   const fs::path run_dir = options.resume_dir.empty()
                                ? fs::path(recipe.sections.at("output").string("dir")) / run_folder_name(recipe)
                                : options.resume_dir;
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  if (ec) {
-    spdlog::error("cannot create the run folder {}: {}", run_dir.string(), ec.message());
+  if (auto st = fs::create_directories(run_dir); !st.ok()) {
+    spdlog::error("cannot create the run folder: {}", st.message());
     return 1;
   }
   // Dropout draws from the default generators: seed them from train.seed (a resumed run restores their state).

@@ -53,4 +53,19 @@ expect 1 'failed to start: fixture refuses to start' -- "$loft" run "$here/good_
   quantizer.type=throws_on_create --plugin-path "$testing_plugins"
 expect 1 'has no entry point' -- "$loft" run "$here/good_recipe.toml" quantizer.type=missing_entry \
   --plugin-path "$testing_plugins"
+# No error reaches the user with a C++ backtrace, whichever layer raised it (TORCH_CHECK inside a plugin or the host).
+no_backtrace() {  # no_backtrace -- command...: fails with a non-zero exit, and prints no stack frames
+  shift
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" = 0 ] || grep -Eq -- 'Exception raised from|frame #[0-9]|\(most recent call first\)' <<<"$out"; then
+    echo "FAIL (backtrace or exit 0): $* -> exit $rc, output:"; echo "$out" | sed 's/^/    /'
+    failures=$((failures + 1))
+  else
+    echo "ok (no backtrace): $*"
+  fi
+}
+no_backtrace -- "$loft" run "$here/good_recipe.toml" peft.type=lora 'peft.targets=["no_such_module"]' \
+  "output.dir=\"$(mktemp -d)\""
+no_backtrace -- "$loft" run "$here/good_recipe.toml" quantizer.type=throws_on_create --plugin-path "$testing_plugins"
 [ $failures -eq 0 ] || { echo "$failures CLI checks failed"; exit 1; }

@@ -112,6 +112,12 @@ TEST_F(Conformance, EveryQuantizerMatchesTheDenseReference) {
       }
       EXPECT_TRUE(torch::equal(reloaded->dequantize(torch::kFloat), deq));
       EXPECT_EQ(reloaded->storage_bytes(), stored->storage_bytes());
+      // ...and computes the same outputs, bit for bit, as the storage it was saved from.
+      {
+        at::NoGradGuard no_grad;
+        const auto probe = torch::randn({5, 64});
+        EXPECT_TRUE(torch::equal(reloaded->forward(probe), stored->forward(probe))) << qname << ": outputs differ";
+      }
     }
   }
 }

@@ -163,8 +163,22 @@ TEST(Trainer, RewritingACheckpointReplacesIt) {
   auto dir = temp_dir("rewrite");
   Trainer t(config(2), model, data, dir, c10::Device(c10::kCPU));
   ASSERT_TRUE(t.train().ok());
-  ASSERT_TRUE(t.save_checkpoint(dir / "checkpoints" / "step-000002").ok());  // over an existing, full folder
-  EXPECT_TRUE(t.load_checkpoint(dir / "checkpoints" / "step-000002").ok());
+  const auto ckpt = dir / "checkpoints" / "step-000002";
+  std::ofstream(ckpt / "stale-marker") << "written before the rewrite";
+  // Another state under the same name: the rewrite must hold it, and nothing of the old folder may survive.
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : model.trainable_parameters()) t.fill_(0.25);
+  }
+  ASSERT_TRUE(t.save_checkpoint(ckpt).ok());  // over an existing, full folder
+  EXPECT_FALSE(fs::exists(ckpt / "stale-marker")) << "the old checkpoint folder was not replaced";
+  ToyLM fresh(6);
+  Trainer reader(config(2), fresh, data, dir, c10::Device(c10::kCPU));
+  ASSERT_TRUE(reader.load_checkpoint(ckpt).ok());
+  for (auto& [name, t] : fresh.trainable_parameters()) {
+    EXPECT_TRUE(torch::equal(t, torch::full_like(t, 0.25))) << name << " was not rewritten";
+  }
+  EXPECT_EQ(reader.step(), 2);
 }
 
 TEST(Trainer, BrokenCheckpointIsAClearError) {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loft/framework/files.h"
 #include "byte_level.h"
 #include "tokenizer_impl.h"
 
@@ -367,8 +368,7 @@ StatusOr<std::shared_ptr<TokenizerImpl>> load_tokenizer(const std::filesystem::p
   impl->path = tokenizer_json;
   std::filesystem::path current = tokenizer_json;
   try {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(tokenizer_json, ec)) {
+    if (!fs::is_regular_file(tokenizer_json)) {
       return Status::NotFound(tokenizer_json.string() + ": no such file (expected an HF tokenizer.json)");
     }
     const json root = read_json(tokenizer_json);
@@ -385,7 +385,7 @@ StatusOr<std::shared_ptr<TokenizerImpl>> load_tokenizer(const std::filesystem::p
     build_tables(*impl, vocab);
 
     current = tokenizer_json.parent_path() / "tokenizer_config.json";
-    if (std::filesystem::is_regular_file(current, ec)) load_config(current, *impl);
+    if (fs::is_regular_file(current)) load_config(current, *impl);
   } catch (const LoadError& e) {
     return Status::InvalidArgument(current.string() + ": " + e.message);
   } catch (const json::exception& e) {

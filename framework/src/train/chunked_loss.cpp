@@ -4,7 +4,14 @@
 
 #include <algorithm>
 
-#include <torch/torch.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/logsumexp.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 namespace loft {
 
@@ -24,28 +31,28 @@ class ChunkedLinearCrossEntropy : public torch::autograd::Function<ChunkedLinear
     // fp32 accumulation for bf16/fp16/fp32 inputs; float64 inputs stay float64 (used to check exactness).
     const auto acc = at::promote_types(hidden.scalar_type(), at::kFloat);
     const bool need_hidden_grad = hidden.requires_grad(), need_weight_grad = weight.requires_grad();
-    at::Tensor grad_hidden = need_hidden_grad ? torch::zeros_like(hidden, acc) : at::Tensor();
-    at::Tensor grad_weight = need_weight_grad ? torch::zeros_like(weight, acc) : at::Tensor();
-    at::Tensor loss = torch::zeros({}, hidden.options().dtype(acc));
+    at::Tensor grad_hidden = need_hidden_grad ? at::zeros_like(hidden, acc) : at::Tensor();
+    at::Tensor grad_weight = need_weight_grad ? at::zeros_like(weight, acc) : at::Tensor();
+    at::Tensor loss = at::zeros({}, hidden.options().dtype(acc));
     const auto valid_all = labels.ne(kIgnoreLabel);
     for (int64_t start = 0; start < n; start += chunk_rows) {
       const int64_t len = std::min(chunk_rows, n - start);
       auto h = hidden.narrow(0, start, len);
       auto y = labels.narrow(0, start, len);
       auto valid = valid_all.narrow(0, start, len);
-      auto logits = torch::matmul(h, weight.t()).to(acc);  // [len, V]
-      auto lse = torch::logsumexp(logits, 1);                          // [len]
-      auto safe_y = torch::where(valid, y, torch::zeros_like(y));
+      auto logits = at::matmul(h, weight.t()).to(acc);  // [len, V]
+      auto lse = at::logsumexp(logits, 1);                          // [len]
+      auto safe_y = at::where(valid, y, at::zeros_like(y));
       auto target = logits.gather(1, safe_y.unsqueeze(1)).squeeze(1);
       loss += ((lse - target) * valid.to(acc)).sum();
       if (need_hidden_grad || need_weight_grad) {
         // d loss / d logits = softmax - onehot(label), zero on ignored rows. Reuse the logits buffer.
         auto g = logits.sub_(lse.unsqueeze(1)).exp_();
-        g.scatter_add_(1, safe_y.unsqueeze(1), -torch::ones({len, 1}, g.options()));
+        g.scatter_add_(1, safe_y.unsqueeze(1), -at::ones({len, 1}, g.options()));
         g.mul_(valid.to(acc).unsqueeze(1));
         auto g_c = g.to(hidden.scalar_type());
-        if (need_hidden_grad) grad_hidden.narrow(0, start, len).copy_(torch::matmul(g_c, weight).to(acc));
-        if (need_weight_grad) grad_weight.add_(torch::matmul(g_c.t(), h).to(acc));
+        if (need_hidden_grad) grad_hidden.narrow(0, start, len).copy_(at::matmul(g_c, weight).to(acc));
+        if (need_weight_grad) grad_weight.add_(at::matmul(g_c.t(), h).to(acc));
       }
     }
     ctx->saved_data["grad_hidden"] = grad_hidden;

@@ -1,4 +1,5 @@
 // StepProfiler: Kineto through LibTorch's C++ profiler API (the same traces torch.profiler writes in Python).
+#include "loft/framework/files.h"
 #include "loft/framework/step_profiler.h"
 
 #include <algorithm>
@@ -41,9 +42,7 @@ StatusOr<std::string> StepProfiler::stop(const std::filesystem::path& trace_path
   if (!running_) return Status::FailedPrecondition("StepProfiler::stop without start");
   running_ = false;
   std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
-  std::error_code ec;
-  std::filesystem::create_directories(trace_path.parent_path(), ec);
-  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", trace_path.parent_path().string(), ec.message()));
+  if (auto st = fs::create_directories(trace_path.parent_path()); !st.ok()) return st;
   result->save(trace_path.string());
 
   // GPU kernels when there are any (their time is the step's), otherwise top-level CPU operators.

@@ -1,4 +1,5 @@
 // The training loop, top to bottom: batches -> forward -> chunked loss -> backward -> (unscale) -> clip -> AdamW step.
+#include "loft/error_message.h"
 #include "loft/framework/trainer.h"
 
 #include <sys/resource.h>
@@ -96,7 +97,7 @@ Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tenso
       t.copy_(saved);
     }
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(fmt::format("{} is unreadable: {}", file.string(), e.what()));
+    return Status::InvalidArgument(fmt::format("{} is unreadable: {}", file.string(), error_message(e)));
   }
   return Status::Ok();
 }
@@ -252,9 +253,7 @@ StepMetrics Trainer::train_step() {
 
 Status Trainer::train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step) {
   last_step = std::min(last_step, total_steps_);
-  std::error_code ec;
-  fs::create_directories(run_dir_, ec);
-  if (ec) return Status::IoError(fmt::format("cannot create run folder {}: {}", run_dir_.string(), ec.message()));
+  if (auto st = fs::create_directories(run_dir_); !st.ok()) return st;
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   if (!metrics) return Status::IoError(fmt::format("cannot write {}", (run_dir_ / "metrics.jsonl").string()));
   while (step_ < last_step) {
@@ -287,9 +286,7 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
   fs::path tmp = dir;
   tmp += ".partial";
   if (auto st = remove_tree(tmp); !st.ok()) return st;
-  std::error_code ec;
-  fs::create_directories(tmp, ec);
-  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", tmp.string(), ec.message()));
+  if (auto st = fs::create_directories(tmp); !st.ok()) return st;
   torch::serialize::OutputArchive params;
   for (auto& [name, t] : state_->params) params.write(name, t.detach().cpu(), /*is_buffer=*/true);
   torch::serialize::OutputArchive optimizer;
@@ -317,8 +314,7 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
     if (auto st = write_file_atomically(tmp / name, bytes); !st.ok()) return st;
   }
   if (auto st = remove_tree(dir); !st.ok()) return st;
-  fs::rename(tmp, dir, ec);
-  if (ec) return Status::IoError(fmt::format("cannot move {} into place: {}", dir.string(), ec.message()));
+  if (auto st = fs::rename(tmp, dir); !st.ok()) return st;
   return write_file_atomically(dir.parent_path() / "latest", dir.filename().string() + "\n");
 }
 
@@ -378,7 +374,7 @@ Status Trainer::load_checkpoint(const fs::path& dir) {
     state_->loss_scale = meta.value("loss_scale", state_->loss_scale);
     state_->good_steps = meta.value("good_steps", int64_t{0});
   } catch (const std::exception& e) {
-    return Status::InvalidArgument(fmt::format("checkpoint {} is unreadable: {}", dir.string(), e.what()));
+    return Status::InvalidArgument(fmt::format("checkpoint {} is unreadable: {}", dir.string(), error_message(e)));
   }
   return Status::Ok();
 }

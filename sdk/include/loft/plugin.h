@@ -6,6 +6,7 @@
 #include <string>
 
 #include "loft/abi.h"
+#include "loft/error_message.h"
 #include "loft/fingerprint.h"
 #include "loft/registrar.h"
 
@@ -20,7 +21,7 @@
       REGISTER_FN(*static_cast<::loft::Registrar*>(registrar));                                      \
       return 0;                                                                                       \
     } catch (const std::exception& e) {                                                               \
-      message = e.what();                                                                             \
+      message = ::loft::error_message(e);                                                             \
     } catch (...) {                                                                                   \
       message = "unknown exception";                                                                  \
     }                                                                                                 \

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -10,7 +11,8 @@ namespace loft {
 enum class StatusCode { kOk = 0, kInvalidArgument, kNotFound, kFailedPrecondition, kInternal, kIoError };
 
 // A success or an error with a message that says what, where and how to fix. Cheap to copy; thread-compatible.
-class Status {
+// [[nodiscard]]: a call that returns a Status and whose result is ignored is a compiler warning.
+class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
@@ -31,19 +33,42 @@ class Status {
   std::string message_;
 };
 
-// A value or the Status that explains why there is none.
-template <typename T>
-class StatusOr {
+// Thrown by StatusOr::value() when there is no value: a programming error (check ok() first), never a user error.
+class BadStatusOrAccess : public std::logic_error {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}                 // NOLINT: implicit by design
-  StatusOr(Status status) : status_(std::move(status)) {}         // NOLINT: must be an error
+  explicit BadStatusOrAccess(const Status& status)
+      : std::logic_error("StatusOr::value() called on an error: " + status.message()) {}
+};
+
+// A value or the Status that explains why there is none. Constructed from an OK status (which explains nothing), it
+// holds an kInternal error saying so instead. value() on an error throws BadStatusOrAccess.
+template <typename T>
+class [[nodiscard]] StatusOr {
+ public:
+  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(Status status)                           // NOLINT: implicit by design; must be an error
+      : status_(status.ok() ? Status::Internal("StatusOr was given an OK status and no value (a loft bug)")
+                            : std::move(status)) {}
   bool ok() const { return value_.has_value(); }
+  // The error; OK when there is a value.
   const Status& status() const { return status_; }
-  T& value() & { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  const T& value() const& { return *value_; }
+  T& value() & {
+    check();
+    return *value_;
+  }
+  T&& value() && {
+    check();
+    return std::move(*value_);
+  }
+  const T& value() const& {
+    check();
+    return *value_;
+  }
 
  private:
+  void check() const {
+    if (!value_.has_value()) throw BadStatusOrAccess(status_);
+  }
   Status status_;
   std::optional<T> value_;
 };

@@ -54,7 +54,7 @@ bool is_dense_frozen_linear(const QuantizedLinear* linear);
 
 // ---- quantizer.cache_dir ----
 
-// XXH64 (seed 0 unless given) of a byte range: checksums in cache files and the digest in their names.
+// XXH64 (Debian's libxxhash; seed 0 unless given) of a byte range: checksums in cache files and the digest in their names.
 uint64_t xxh64(const void* data, std::size_t size_bytes, uint64_t seed = 0);
 
 // A cheap identity of a Hugging Face checkpoint folder, as JSON text: config.json's hash, and for every

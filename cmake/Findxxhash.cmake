@@ -1,0 +1,11 @@
+# Finds Debian's libxxhash through pkg-config; defines the imported target xxhash::xxhash.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_XXHASH QUIET IMPORTED_TARGET libxxhash)
+endif()
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(xxhash REQUIRED_VARS PC_XXHASH_FOUND VERSION_VAR PC_XXHASH_VERSION)
+if(xxhash_FOUND AND NOT TARGET xxhash::xxhash)
+  add_library(xxhash::xxhash INTERFACE IMPORTED)
+  target_link_libraries(xxhash::xxhash INTERFACE PkgConfig::PC_XXHASH)
+endif()
