@@ -1,7 +1,7 @@
 // Did-you-mean suggestions: typos get a suggestion, unrelated words do not.
 #include <gtest/gtest.h>
 
-#include "suggest.h"
+#include "recipe/suggest.h"
 
 namespace loft {
 namespace {

@@ -27,12 +27,6 @@ namespace fs = std::filesystem;
 
 namespace loft {
 
-CausalLM::~CausalLM() = default;
-
-at::Tensor CausalLM::packed_hidden_states(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, bool) {
-  TORCH_CHECK(false, "this model cannot train on packed batches; set train.packing = false");
-}
-
 StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   TrainConfig c;
   c.batch_size = t.integer("batch_size");

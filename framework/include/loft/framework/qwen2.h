@@ -16,7 +16,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
-#include "loft/framework/trainer.h"
+#include "loft/framework/causal_lm.h"
 #include "loft/log.h"
 #include "loft/offload.h"
 #include "loft/peft.h"

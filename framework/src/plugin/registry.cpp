@@ -20,7 +20,7 @@
 #include "loft/offload.h"
 #include "loft/peft.h"
 #include "loft/quantizer.h"
-#include "suggest.h"
+#include "recipe/suggest.h"
 
 namespace fs = std::filesystem;
 

@@ -1,5 +1,5 @@
 // TOML node -> OptionValue.
-#include "toml_values.h"
+#include "recipe/toml_values.h"
 
 #include <fmt/format.h>
 

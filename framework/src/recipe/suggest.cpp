@@ -1,5 +1,5 @@
 // Optimal-string-alignment edit distance for suggestions.
-#include "suggest.h"
+#include "recipe/suggest.h"
 
 #include <algorithm>
 

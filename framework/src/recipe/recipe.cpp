@@ -11,8 +11,8 @@
 
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/quantizer_host.h"
-#include "suggest.h"
-#include "toml_values.h"
+#include "recipe/suggest.h"
+#include "recipe/toml_values.h"
 
 namespace fs = std::filesystem;
 

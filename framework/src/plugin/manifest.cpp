@@ -6,7 +6,7 @@
 
 #include <toml++/toml.h>
 
-#include "toml_values.h"
+#include "recipe/toml_values.h"
 
 namespace loft {
 
