@@ -22,7 +22,7 @@ fs::path fixture(const std::string& name) { return fs::path(LOFT_QWEN2_FIXTURE_D
 class Qwen2Fault : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
+    dir_ = std::filesystem::temp_directory_path() /
            ("loft_qwen2_fault_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
     fs::create_directories(dir_);
   }
@@ -33,7 +33,7 @@ class Qwen2Fault : public ::testing::Test {
   fs::path edited_copy(const std::string& name, const std::function<void(json&)>& edit) {
     const fs::path src = fixture(name);
     EXPECT_TRUE(fs::exists(src / "config.json")) << src << " is missing: run the model.qwen2_fixtures test first";
-    for (const auto& entry : fs::directory_iterator(src)) fs::copy_file(entry.path(), dir_ / entry.path().filename());
+    for (const auto& entry : std::filesystem::directory_iterator(src)) std::filesystem::copy_file(entry.path(), dir_ / entry.path().filename());
     std::ifstream in(dir_ / "config.json");
     json config = json::parse(in);
     in.close();

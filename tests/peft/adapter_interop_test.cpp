@@ -159,8 +159,8 @@ fs::path edited_copy(const std::string& folder, const fs::path& out,
   std::vector<std::pair<std::string, at::Tensor>> tensors(all.begin(), all.end());
   edit(tensors);
   EXPECT_TRUE(write_safetensors(out / "adapter_model.safetensors", tensors, {{"format", "pt"}}).ok());
-  fs::copy_file(kFixtures / folder / "adapter_config.json", out / "adapter_config.json",
-                fs::copy_options::overwrite_existing);
+  std::filesystem::copy_file(kFixtures / folder / "adapter_config.json", out / "adapter_config.json",
+                std::filesystem::copy_options::overwrite_existing);
   return out;
 }
 

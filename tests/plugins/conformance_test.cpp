@@ -116,7 +116,7 @@ TEST_F(Conformance, EveryQuantizerMatchesTheDenseReference) {
       {
         at::NoGradGuard no_grad;
         const auto probe = torch::randn({5, 64});
-        EXPECT_TRUE(torch::equal(reloaded->forward(probe), stored->forward(probe))) << qname << ": outputs differ";
+        EXPECT_TRUE(torch::equal(reloaded->forward(probe), stored->forward(probe))) << ": outputs differ";
       }
     }
   }

@@ -25,7 +25,7 @@ class QuantizerHostRecipe : public ::testing::Test {
     if (!fs::exists(fs::path(LOFT_TINY_QWEN2_DIR) / "model.safetensors")) {
       GTEST_SKIP() << "no fixture in " << LOFT_TINY_QWEN2_DIR << " (ctest runs quantizer_host.tiny_qwen2 first)";
     }
-    std::string pattern = (fs::temp_directory_path() / "loft_qhost_recipe_XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "loft_qhost_recipe_XXXXXX").string();
     dir_ = ::mkdtemp(pattern.data());
   }
   void TearDown() override {
@@ -62,7 +62,7 @@ class QuantizerHostRecipe : public ::testing::Test {
   std::vector<fs::path> cache_files() const {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (fs::directory_iterator it(dir_ / "qcache", ec), end; !ec && it != end; it.increment(ec)) out.push_back(it->path());
+    for (std::filesystem::directory_iterator it(dir_ / "qcache", ec), end; !ec && it != end; it.increment(ec)) out.push_back(it->path());
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -108,14 +108,14 @@ TEST_F(QuantizerHostRecipe, CacheGivesTheSameLogitsAsQuantizing) {
     auto files = cache_files();
     ASSERT_EQ(files.size(), 1u);
     EXPECT_NE(files[0].filename().string().find("tiny_qwen2." + type + "."), std::string::npos) << files[0];
-    const auto written = fs::last_write_time(files[0]);
+    const auto written = std::filesystem::last_write_time(files[0]);
     const at::Tensor loaded = logits(q + "\ncache_dir = \"qcache\"");
-    EXPECT_EQ(fs::last_write_time(files[0]), written);  // a hit: not rewritten
+    EXPECT_EQ(std::filesystem::last_write_time(files[0]), written);  // a hit: not rewritten
     EXPECT_TRUE(torch::equal(writing, fresh));
     EXPECT_TRUE(torch::equal(loaded, fresh));
 
     // Corrupt: a warning, then the same logits from quantizing again, and a good file again.
-    fs::resize_file(files[0], fs::file_size(files[0]) - 5);
+    std::filesystem::resize_file(files[0], std::filesystem::file_size(files[0]) - 5);
     const at::Tensor recovered = logits(q + "\ncache_dir = \"qcache\"");
     EXPECT_TRUE(torch::equal(recovered, fresh));
     EXPECT_EQ(cache_files().size(), 1u);

@@ -37,7 +37,7 @@ std::string problems_text(const SkipResolution& r) {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "loft_qhost_XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "loft_qhost_XXXXXX").string();
     path_ = ::mkdtemp(pattern.data());
   }
   ~TempDir() { (void)remove_tree(path_); }
@@ -95,7 +95,7 @@ TEST(QuantizerSkip, EntriesThatNameNothingSaySoWithSuggestions) {
 
 TEST(QuantizerSkip, RecipeDiagnosticsPointAtTheEntry) {
   TempDir dir;
-  fs::copy_file(fs::path(LOFT_SOURCE_DIR) / "models/demo/config.json", dir.path() / "config.json");
+  std::filesystem::copy_file(fs::path(LOFT_SOURCE_DIR) / "models/demo/config.json", dir.path() / "config.json");
   const std::string text = "[model]\npath = \"" + dir.path().string() +
                            "\"\n\n[quantizer]\nskip = [\"lm_head\",\n        \"down_prj\", \"up_proj\"]\n";
   auto recipe = parse_recipe_text(text, (dir.path() / "r.toml").string());
@@ -281,13 +281,13 @@ TEST(QuantizedCache, SecondBuildLoadsInsteadOfQuantizing) {
 
   FrozenLinearBuilder second(q, "counting", at::kBFloat16, at::kCPU, kSkipped);
   second.use_cache(file, key, kQuantized);
-  const auto written = fs::last_write_time(file);
+  const auto written = std::filesystem::last_write_time(file);
   model.build(second);
   EXPECT_EQ(q.quantized, 2);  // nothing quantized again
   EXPECT_EQ(q.loaded, 2);
   EXPECT_EQ(second.loaded_count(), 2);
   EXPECT_EQ(second.dense_count(), 1);
-  EXPECT_EQ(fs::last_write_time(file), written);  // a hit does not rewrite
+  EXPECT_EQ(std::filesystem::last_write_time(file), written);  // a hit does not rewrite
   EXPECT_TRUE(torch::equal(model.outputs(), expected));
 
   auto states = read_quantized_cache(file, key, kQuantized);

@@ -12,7 +12,7 @@ namespace loft {
 namespace {
 
 fs::path write(const std::string& name, const std::string& text) {
-  fs::path dir = fs::temp_directory_path() / ("loft_manifest_test_" + std::to_string(::getpid()));
+  fs::path dir = std::filesystem::temp_directory_path() / ("loft_manifest_test_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   fs::path file = dir / name;
   std::ofstream(file) << text;

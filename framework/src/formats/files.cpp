@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -57,14 +58,21 @@ std::optional<uint64_t> file_size(const path& p) {
 }
 
 Status create_directories(const path& p) {
-  if (p.empty()) return Status::Ok();
-  if (fs::is_directory(p)) return Status::Ok();
-  const path parent = p.parent_path();
-  if (!parent.empty() && parent != p) {
-    if (auto st = fs::create_directories(parent); !st.ok()) return st;
+  if (p.empty() || fs::is_directory(p)) return Status::Ok();
+  // The missing folders, outermost first; then mkdir each. A file where a folder must go is reported with the path
+  // that was asked for.
+  std::vector<path> missing;
+  for (path q = p; !q.empty() && !fs::is_directory(q); q = q.parent_path()) {
+    missing.push_back(q);
+    if (q.parent_path() == q) break;
   }
-  if (::mkdir(p.c_str(), 0777) != 0 && !(errno == EEXIST && fs::is_directory(p))) {
-    return Status::IoError(fmt::format("cannot create folder {}: {}", p.string(), errno_text(errno)));
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0777) != 0 && !(errno == EEXIST && fs::is_directory(*it))) {
+      const int err = errno;
+      const std::string why = err == EEXIST ? fmt::format("{} exists and is not a folder", it->string())
+                                            : fmt::format("{}: {}", it->string(), errno_text(err));
+      return Status::IoError(fmt::format("cannot create folder {}: {}", p.string(), why));
+    }
   }
   return Status::Ok();
 }
