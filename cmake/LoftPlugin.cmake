@@ -1,10 +1,15 @@
-# loft_add_plugin(<target> MANIFEST <plugin.toml> SOURCES <...> [OUTPUT_DIR <dir>] [LINK <libs...>])
+# loft_add_plugin(<target> MANIFEST <plugin.toml> SOURCES <...> [OUTPUT_DIR <dir>] [LINK <libs...>] [TORCH_FREE])
 #
 # Builds a loft plugin: a MODULE library with hidden visibility and no undefined symbols, linked to the SDK and
-# LibTorch, with its plugin.toml copied beside the .so. The manifest's `library` key names the file
+# LibTorch, with its plugin.toml copied beside the .so. TORCH_FREE (dataset plugins): linked to the torch-free
+# libloft_sdk_core only, compiled without any torch or CUDA header (its fingerprint says torch "none"). The manifest's `library` key names the file
 # (lib<target>.so). Installed with the SDK as part of the `loft` CMake package, so out-of-tree plugins use it too.
 function(loft_add_plugin target)
-  cmake_parse_arguments(ARG "" "MANIFEST;OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH_FREE" "MANIFEST;OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
+  if(NOT ARG_TORCH_FREE AND LOFT_SDK_CORE_ONLY)
+    message(FATAL_ERROR "loft_add_plugin(${target}): the loft package was found with COMPONENTS core (no LibTorch); "
+                        "pass TORCH_FREE (dataset plugins) or find_package(loft) without components")
+  endif()
   if(NOT ARG_MANIFEST OR NOT ARG_SOURCES)
     message(FATAL_ERROR "loft_add_plugin(${target}): MANIFEST and SOURCES are required")
   endif()
@@ -17,6 +22,10 @@ function(loft_add_plugin target)
   if(NOT _kind OR NOT _name)
     message(FATAL_ERROR "loft_add_plugin(${target}): ${_manifest} needs top-level `kind` and `name`")
   endif()
+  if(ARG_TORCH_FREE AND NOT _kind STREQUAL "dataset")
+    message(FATAL_ERROR "loft_add_plugin(${target}): TORCH_FREE is for dataset plugins; a ${_kind} plugin's "
+                        "interface carries tensors")
+  endif()
   if(ARG_OUTPUT_DIR)
     set(_dir "${ARG_OUTPUT_DIR}/${_kind}/${_name}")
   elseif(DEFINED LOFT_PLUGIN_OUTPUT_DIR)
@@ -28,7 +37,13 @@ function(loft_add_plugin target)
   add_library(${target} MODULE ${ARG_SOURCES})
   loft_fmt_include_override(_override)
   target_include_directories(${target} BEFORE PRIVATE "${_override}")
-  if(TARGET loft_sdk)
+  if(ARG_TORCH_FREE)
+    if(TARGET loft_sdk_core)
+      target_link_libraries(${target} PRIVATE loft_sdk_core ${ARG_LINK})
+    else()
+      target_link_libraries(${target} PRIVATE loft::sdk_core ${ARG_LINK})
+    endif()
+  elseif(TARGET loft_sdk)
     target_link_libraries(${target} PRIVATE loft_sdk torch ${ARG_LINK})
   else()
     target_link_libraries(${target} PRIVATE loft::sdk torch ${ARG_LINK})

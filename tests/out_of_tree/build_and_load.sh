@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# Installs the SDK from this build, builds tests/out_of_tree/plugin against it with find_package(loft), and has
-# `loft` list, describe and validate a recipe that uses it.
+# Installs the SDK from this build, then builds out-of-tree plugins against the installed package with
+# find_package(loft) and has `loft` load and use them:
+#  - plugin/: a dataset plugin against the torch-free SDK core (find_package(loft COMPONENTS core), no LibTorch, no
+#    CUDA): its compile lines name no torch include folder and the library needs no torch or CUDA library;
+#  - quantizer/: a quantizer plugin against the whole SDK (LibTorch), which a short `loft run` trains on.
 set -euo pipefail
 build=$1 src=$2 loft=$3 torch_dir=$4
+src_root=$(cd "$src/.." && pwd)
 work="$build/tests/out_of_tree"
 rm -rf "$work"; mkdir -p "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" -DTorch_DIR="$torch_dir" \
-  -DTORCH_CUDA_ARCH_LIST="7.5;9.0" "${launcher[@]}" >"$work/configure.log" 2>&1 \
-  || { cat "$work/configure.log"; exit 1; }
-cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
-"$loft" plugins list --plugin-path "$work/build/plugins" | tee "$work/list.txt"
+fail() { echo "FAIL: $*"; exit 1; }
+
+# --- the torch-free dataset plugin: only the installed prefix is on the search path, no Torch_DIR.
+cmake -S "$src_root/plugin" -B "$work/hello" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "${launcher[@]}" >"$work/hello-configure.log" 2>&1 \
+  || { cat "$work/hello-configure.log"; exit 1; }
+cmake --build "$work/hello" >"$work/hello-build.log" 2>&1 || { cat "$work/hello-build.log"; exit 1; }
+if grep -Eiq 'torch|/cuda' "$work/hello/compile_commands.json"; then
+  cat "$work/hello/compile_commands.json"; fail "the torch-free plugin was compiled with torch or CUDA include folders"
+fi
+lib=$(find "$work/hello/plugins" -name 'libloft_dataset_hello.so')
+if readelf -d "$lib" | grep NEEDED | grep -Eiq 'torch|c10|cuda'; then
+  readelf -d "$lib" | grep NEEDED; fail "the torch-free plugin links a torch or CUDA library"
+fi
+echo "torch-free dataset plugin built: $(readelf -d "$lib" | grep NEEDED | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
+"$loft" plugins list --plugin-path "$work/hello/plugins" | tee "$work/list.txt"
 grep -Eq '^dataset +hello +1\.0\.0' "$work/list.txt"
 cat >"$work/recipe.toml" <<TOML
 [model]
@@ -23,8 +38,20 @@ type = "full"
 type = "hello"
 count = 5
 TOML
-"$loft" validate "$work/recipe.toml" --plugin-path "$work/build/plugins"
+"$loft" validate "$work/recipe.toml" --plugin-path "$work/hello/plugins"
 # The plugin's code runs: `loft data` loads it through the registry and prints its samples.
-"$loft" data "$work/recipe.toml" --limit 0 model.device=cpu --plugin-path "$work/build/plugins" | tee "$work/data.txt"
-[ "$(grep -c '"content":"Hello!"' "$work/data.txt")" = 5 ]
-echo "out-of-tree plugin built against the installed SDK and loaded"
+"$loft" data "$work/recipe.toml" --limit 0 model.device=cpu --plugin-path "$work/hello/plugins" | tee "$work/data.txt"
+[ "$(grep -c '"content":"Hello!"' "$work/data.txt")" = 5 ] || fail "the dataset plugin did not give its 5 samples"
+
+# --- a quantizer plugin against the whole SDK, used by a short training run of the demo model.
+cmake -S "$src_root/quantizer" -B "$work/quantizer" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DTorch_DIR="$torch_dir" -DTORCH_CUDA_ARCH_LIST="7.5;9.0" "${launcher[@]}" >"$work/quantizer-configure.log" 2>&1 \
+  || { cat "$work/quantizer-configure.log"; exit 1; }
+cmake --build "$work/quantizer" >"$work/quantizer-build.log" 2>&1 || { cat "$work/quantizer-build.log"; exit 1; }
+repo=$(cd "$src_root/../.." && pwd)
+"$loft" run "$repo/recipes/demo.toml" quantizer.type=oot_half peft.type=lora model.dtype=fp32 model.device=cpu \
+  train.max_steps=3 train.log_every=1 "output.dir=\"$work/runs\"" "output.name=\"oot\"" \
+  --plugin-path "$work/quantizer/plugins" 2>&1 | tee "$work/run.txt"
+grep -q 'quantizer/oot_half' "$work/run.txt" || fail "the run did not use quantizer/oot_half"
+[ "$(grep -c '"step"' "$work/runs/oot/metrics.jsonl")" = 3 ] || fail "the run did not train 3 steps"
+echo "out-of-tree plugins built against the installed SDK and loaded"

@@ -9,9 +9,10 @@
 #include <utility>
 #include <vector>
 
-#include <c10/util/Exception.h>
 
 #include "jsonl_records.h"
+#include <fmt/format.h>
+
 #include "loft/dataset.h"
 #include "loft/plugin.h"
 
@@ -24,7 +25,9 @@ class JsonlDataset final : public loft::Dataset {
   explicit JsonlDataset(std::vector<loft::Sample> samples) : samples_(std::move(samples)) {}
   int64_t size() const override { return static_cast<int64_t>(samples_.size()); }
   loft::Sample get(int64_t index) const override {
-    TORCH_CHECK(index >= 0 && index < size(), "dataset/jsonl: index ", index, " outside [0, ", size(), ")");
+    if (index < 0 || index >= size()) {
+      throw std::out_of_range(fmt::format("dataset/jsonl: index {} outside [0, {})", index, size()));
+    }
     return samples_[static_cast<size_t>(index)];
   }
 

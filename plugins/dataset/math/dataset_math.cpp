@@ -12,9 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include <c10/util/Exception.h>
 
 #include "jsonl_records.h"
+#include <fmt/format.h>
+
 #include "loft/dataset.h"
 #include "loft/plugin.h"
 
@@ -33,7 +34,9 @@ class MathDataset final : public loft::Dataset {
       : records_(std::move(records)), instruction_(std::move(instruction)) {}
   int64_t size() const override { return static_cast<int64_t>(records_.size()); }
   loft::Sample get(int64_t index) const override {
-    TORCH_CHECK(index >= 0 && index < size(), "dataset/math: index ", index, " outside [0, ", size(), ")");
+    if (index < 0 || index >= size()) {
+      throw std::out_of_range(fmt::format("dataset/math: index {} outside [0, {})", index, size()));
+    }
     loft::Sample s;
     s.fields = records_[static_cast<size_t>(index)];
     const std::string& problem = s.fields.at("problem");

@@ -1,5 +1,8 @@
 // dataset/synthetic: MATH-shaped arithmetic word problems from a seed; the default, self-contained dataset.
-#include <c10/util/Exception.h>
+
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "loft/dataset.h"
 #include "loft/plugin.h"
@@ -13,7 +16,9 @@ class SyntheticDataset final : public loft::Dataset {
       : size_(size), seed_(seed), max_level_(max_level), types_(std::move(types)), instruction_(std::move(instruction)) {}
   int64_t size() const override { return size_; }
   loft::Sample get(int64_t index) const override {
-    TORCH_CHECK(index >= 0 && index < size_, "dataset/synthetic: index ", index, " outside [0, ", size_, ")");
+    if (index < 0 || index >= size_) {
+      throw std::out_of_range(fmt::format("dataset/synthetic: index {} outside [0, {})", index, size_));
+    }
     auto p = loft::synthetic::make_problem(seed_, static_cast<uint64_t>(index), max_level_, types_);
     loft::Sample s;
     std::string user = instruction_.empty() ? p.problem : p.problem + "\n" + instruction_;

@@ -1,4 +1,5 @@
-// The smallest useful plugin: a dataset of `count` identical greetings.
+// The smallest useful plugin: a dataset of `count` identical greetings. It includes no torch header and links no
+// LibTorch: the dataset interface carries only strings.
 #include "loft/dataset.h"
 #include "loft/plugin.h"
 
