@@ -63,6 +63,19 @@ TEST(MathAnswer, NumbersAreExact) {
   EXPECT_FALSE(math_answers_match("0.3333333333", "1/3"));
 }
 
+// A degenerate generation can box a huge answer: grading must neither crash (std::regex recursion) nor crawl.
+TEST(MathAnswer, LongAnswersAreComparedAsWritten) {
+  const std::string digits(200000, '7');
+  const std::string generation = "so \\boxed{" + digits + " \\text{ cm}}";
+  ASSERT_EQ(extract_boxed_answer(generation).value_or("?"), digits + " \\text{ cm}");
+  EXPECT_TRUE(math_answers_match(digits, digits));
+  EXPECT_FALSE(math_answers_match(digits, digits + "7"));
+  EXPECT_FALSE(math_answers_match(*extract_boxed_answer(generation), digits));  // no unit stripping past the limit
+  std::string list;
+  for (int i = 0; i < 50000; ++i) list += "1, ";
+  EXPECT_TRUE(math_answers_match(list, list));
+}
+
 struct Case {
   int line = 0;
   bool right = false;

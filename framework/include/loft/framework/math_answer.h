@@ -16,6 +16,7 @@
 //  - Structure: tuples and intervals compare element by element with the same brackets ("(1,2)" != "(2,1)",
 //    "[1,2)" != "[1,2]"); sets "\{...\}" and bare lists "1, 3" are unordered; matrices (pmatrix, bmatrix, matrix, ...)
 //    compare cell by cell.
+//  - An answer longer than 1000 bytes (no MATH answer is) is only stripped of white space and compared as written.
 #pragma once
 
 #include <optional>
