@@ -27,13 +27,16 @@ inline std::string read_text(const std::filesystem::path& p) {
 }
 
 // Runs `LOFT_PYTHON script <folder>` unless its output (a reference.json in the folder) exists for this script text;
-// returns the folder, or an empty path after an ADD_FAILURE with the script's log and `hint`.
+// returns the folder, or an empty path after an ADD_FAILURE with the script's log and `hint`. A non-empty `input` is
+// written to <folder>.input (removed after a successful run) and passed as the script's second argument (`script <folder> <input>`); the cache is then
+// per script text and input.
 inline std::filesystem::path python_reference_dir(const std::filesystem::path& script, const std::string& cache_name,
-                                                  const std::string& hint = "") {
+                                                  const std::string& hint = "", const std::string& input = "") {
   namespace fs = std::filesystem;
   const std::string text = read_text(script);
-  uint64_t h = 1469598103934665603ull;  // FNV-1a of the script's text
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the script's text, then of the input
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  for (unsigned char c : input) h = (h ^ c) * 1099511628211ull;
   const fs::path root = fs::path(LOFT_BINARY_DIR) / "tests" / cache_name;
   const fs::path dir = root / fmt::format("{:016x}", h);
   fs::create_directories(root);
@@ -46,8 +49,14 @@ inline std::filesystem::path python_reference_dir(const std::filesystem::path& s
   if (!fs::exists(dir / "reference.json")) {
     const fs::path tmp = root / fmt::format("tmp-{}", ::getpid());
     const std::string log = tmp.string() + ".log";
-    const std::string cmd =
-        fmt::format("\"{}\" \"{}\" \"{}\" > \"{}\" 2>&1", LOFT_PYTHON, script.string(), tmp.string(), log);
+    std::string input_arg;
+    if (!input.empty()) {
+      const std::string input_path = dir.string() + ".input";
+      std::ofstream(input_path, std::ios::binary) << input;
+      input_arg = fmt::format(" \"{}\"", input_path);
+    }
+    const std::string cmd = fmt::format("\"{}\" \"{}\" \"{}\"{} > \"{}\" 2>&1", LOFT_PYTHON, script.string(),
+                                        tmp.string(), input_arg, log);
     const int rc = std::system(cmd.c_str());
     if (rc != 0 || ::rename(tmp.c_str(), dir.c_str()) != 0) {
       ADD_FAILURE() << "reference script failed (" << rc << "): " << cmd << "\n" << read_text(log) << hint;
@@ -55,6 +64,7 @@ inline std::filesystem::path python_reference_dir(const std::filesystem::path& s
       return {};
     }
     ::unlink(log.c_str());
+    if (!input.empty()) ::unlink((dir.string() + ".input").c_str());
   }
   ::close(lock);  // releases the flock
   return dir;

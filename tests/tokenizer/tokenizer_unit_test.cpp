@@ -61,6 +61,26 @@ TEST(TokenizerUnit, NormalizationForms) {
   EXPECT_EQ(normalize_utf8("ﬁ", NormalizationForm::kNFKC), "fi");
 }
 
+// Issue 10 item 18: HF tokenizers' tables predate U+0899 (class 220 since Unicode 14) and the Dives Akuru vowel
+// U+11938 (= U+11935 U+11930 since Unicode 13): HF leaves them as plain starters, where utf8proc alone would give
+// "x\u0899\u0301", "\u00C4\u0899" and U+11938. Expected values are HF's (tokenizers 0.23.3 NFC().normalize_str);
+// tokenizer.parity.normalization checks every code point against HF itself.
+TEST(TokenizerUnit, NormalizationKeepsMarksHfTablesDoNotKnow) {
+  using tokenizer_detail::hf_normalizes_as_plain_starter;
+  using tokenizer_detail::NormalizationForm;
+  using tokenizer_detail::normalize_utf8;
+  EXPECT_EQ(normalize_utf8("x\u0301\u0899", NormalizationForm::kNFC), "x\u0301\u0899");
+  EXPECT_EQ(normalize_utf8("A\u0899\u0308", NormalizationForm::kNFC), "A\u0899\u0308");
+  EXPECT_EQ(normalize_utf8("e\u0301\u0899\u0301", NormalizationForm::kNFC), "\u00E9\u0899\u0301");
+  EXPECT_EQ(normalize_utf8("a\u0899\u0301\u0316", NormalizationForm::kNFC), "a\u0899\u0316\u0301");
+  EXPECT_EQ(normalize_utf8("\U00011935\U00011930", NormalizationForm::kNFC), "\U00011935\U00011930");
+  EXPECT_EQ(normalize_utf8("\U00011938", NormalizationForm::kNFD), "\U00011938");
+  EXPECT_TRUE(hf_normalizes_as_plain_starter(0x0899, NormalizationForm::kNFC));
+  EXPECT_FALSE(hf_normalizes_as_plain_starter(0x0301, NormalizationForm::kNFC));
+  EXPECT_FALSE(hf_normalizes_as_plain_starter(0x1E030, NormalizationForm::kNFC));  // compatibility only
+  EXPECT_TRUE(hf_normalizes_as_plain_starter(0x1E030, NormalizationForm::kNFKC));
+}
+
 TEST(TokenizerUnit, RegexWhiteSpaceIsOniguruma) {
   using tokenizer_detail::onig_compatible_pattern;
   const std::string ws = "\\x{9}-\\x{d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}"

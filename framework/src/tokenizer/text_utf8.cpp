@@ -1,4 +1,5 @@
-// UTF-8 repair, iteration, normalisation (utf8proc) and character classes for the tokenizer.
+// UTF-8 repair, iteration, normalisation (utf8proc, with HF tokenizers' older mark tables) and character classes for
+// the tokenizer.
 #include "text_utf8.h"
 
 #include <cstdlib>
@@ -105,6 +106,46 @@ void append_code_point(std::string& out, char32_t cp) {
   }
 }
 
+namespace {
+
+struct CodePointRange {
+  char32_t first, last;
+};
+#include "hf_normalization_table.inc"
+
+template <size_t N>
+bool in_ranges(const CodePointRange (&table)[N], char32_t cp) {
+  size_t lo = 0, hi = N;  // first range whose last >= cp
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (table[mid].last < cp) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < N && table[lo].first <= cp;
+}
+
+std::string utf8proc_normalize(std::string_view text, int options) {
+  utf8proc_uint8_t* result = nullptr;
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                          static_cast<utf8proc_ssize_t>(text.size()), &result,
+                                          static_cast<utf8proc_option_t>(options));
+  if (n < 0) {
+    // Only reachable with invalid UTF-8, which callers repair first; fail fast inside.
+    throw std::runtime_error(std::string("tokenizer: utf8proc normalisation failed: ") + utf8proc_errmsg(n));
+  }
+  std::string out(reinterpret_cast<const char*>(result), static_cast<size_t>(n));
+  std::free(result);
+  return out;
+}
+
+}  // namespace
+
+bool hf_normalizes_as_plain_starter(char32_t cp, NormalizationForm form) {
+  if (cp < kHfStartersCanonical[0].first) return false;
+  const bool compat = form == NormalizationForm::kNFKC || form == NormalizationForm::kNFKD;
+  return compat ? in_ranges(kHfStartersCompatibility, cp) : in_ranges(kHfStartersCanonical, cp);
+}
+
 std::string normalize_utf8(std::string_view text, NormalizationForm form) {
   bool ascii = true;
   for (char c : text) {
@@ -121,16 +162,22 @@ std::string normalize_utf8(std::string_view text, NormalizationForm form) {
     case NormalizationForm::kNFKC: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     case NormalizationForm::kNFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
   }
-  utf8proc_uint8_t* result = nullptr;
-  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                          static_cast<utf8proc_ssize_t>(text.size()), &result,
-                                          static_cast<utf8proc_option_t>(options));
-  if (n < 0) {
-    // Only reachable with invalid UTF-8, which callers repair first; fail fast inside.
-    throw std::runtime_error(std::string("tokenizer: utf8proc normalisation failed: ") + utf8proc_errmsg(n));
+  // HF tokenizers' tables predate some marks utf8proc knows; HF treats them as plain starters, across which nothing
+  // reorders or composes. Normalising the text between them and keeping them in place reproduces HF exactly.
+  std::string out;
+  size_t segment = 0, pos = 0;
+  while (pos < text.size()) {
+    char32_t cp = 0;
+    const int len = decode_code_point(text, pos, &cp);
+    if (hf_normalizes_as_plain_starter(cp, form)) {
+      if (pos > segment) out += utf8proc_normalize(text.substr(segment, pos - segment), options);
+      out.append(text.data() + pos, static_cast<size_t>(len));
+      segment = pos + static_cast<size_t>(len);
+    }
+    pos += static_cast<size_t>(len);
   }
-  std::string out(reinterpret_cast<const char*>(result), static_cast<size_t>(n));
-  std::free(result);
+  if (segment == 0) return utf8proc_normalize(text, options);
+  if (segment < text.size()) out += utf8proc_normalize(text.substr(segment), options);
   return out;
 }
 

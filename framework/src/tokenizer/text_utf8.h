@@ -23,8 +23,15 @@ int decode_code_point(std::string_view text, size_t pos, char32_t* cp);
 // Appends the UTF-8 encoding of cp.
 void append_code_point(std::string& out, char32_t cp);
 
-// `text` (valid UTF-8) normalised to `form`. ASCII is returned unchanged without calling utf8proc.
+// `text` (valid UTF-8) normalised to `form` exactly as HF tokenizers 0.23.3 does: utf8proc, except that the code
+// points HF's older Unicode tables do not know (hf_normalizes_as_plain_starter) stay in place and split the text.
+// ASCII is returned unchanged without calling utf8proc.
 std::string normalize_utf8(std::string_view text, NormalizationForm form);
+
+// True for a code point HF tokenizers' `form` normaliser treats as a plain starter (class 0, no decomposition, no
+// composition) while utf8proc does not: the marks and letters added to Unicode after HF's tables (e.g. U+0899, class
+// 220 since Unicode 14). The list, hf_normalization_table.inc, is written by tests/tokenizer/make_hf_normalization_table.py.
+bool hf_normalizes_as_plain_starter(char32_t cp, NormalizationForm form);
 
 // Unicode White_Space (Rust's char::is_whitespace, regex `\s`).
 bool is_unicode_white_space(char32_t cp);
