@@ -3,6 +3,7 @@
 #include "loft/host_context.h"
 #include "loft/log.h"
 #include "loft/offload.h"
+#include "loft/optimizer.h"
 #include "loft/peft.h"
 #include "loft/quantizer.h"
 #include "loft/registrar.h"
@@ -17,6 +18,7 @@ Adapter::~Adapter() = default;
 PeftMethod::~PeftMethod() = default;
 OffloadStrategy::~OffloadStrategy() = default;
 Dataset::~Dataset() = default;
+Optimizer::~Optimizer() = default;
 Registrar::~Registrar() = default;
 
 }  // namespace loft
