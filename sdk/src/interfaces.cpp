@@ -1,6 +1,7 @@
 // Key functions of the SDK's torch interfaces: each vtable and typeinfo is emitted once, here, in libloft_sdk (the
 // torch-free ones are in core_interfaces.cpp, in libloft_sdk_core).
 #include "loft/offload.h"
+#include "loft/optimizer.h"
 #include "loft/peft.h"
 #include "loft/quantizer.h"
 
@@ -11,5 +12,6 @@ Quantizer::~Quantizer() = default;
 Adapter::~Adapter() = default;
 PeftMethod::~PeftMethod() = default;
 OffloadStrategy::~OffloadStrategy() = default;
+Optimizer::~Optimizer() = default;
 
 }  // namespace loft

@@ -27,6 +27,8 @@ expect 0 'quantizer +none +0\.1\.0' -- "$loft" plugins list
 expect 0 'dataset +synthetic +0\.1\.0' -- "$loft" plugins list
 expect 0 'peft +full' -- "$loft" plugins list
 expect 0 'offload +none' -- "$loft" plugins list
+expect 0 'optimizer +adamw +0\.1\.0' -- "$loft" plugins list
+expect 0 'optimizer +adamw_cpu +0\.1\.0' -- "$loft" plugins list
 expect 0 'max_level +int +default 5, >= 1, <= 5' -- "$loft" plugins describe dataset/synthetic
 expect 2 'no plugin named' -- "$loft" plugins describe nope
 
@@ -42,6 +44,14 @@ expect 2 '3 errors' -- "$loft" validate "$here/bad_recipe.toml"
 expect 2 "unknown key 'bacth_size'" -- "$loft" validate "$here/bad_recipe.toml" train.lr=1e-4 quantizer.type=none
 expect 2 'must look like section.key=value' -- "$loft" validate "$here/bad_recipe.toml" lr=1
 expect 2 'no such recipe file' -- "$loft" validate /nonexistent.toml
+# [optimizer]: a misspelled plugin and an option the plugin does not declare, each with where and a suggestion.
+expect 2 "error: unknown optimizer plugin 'adamww' \(did you mean 'adamw'\?\); available: adamw, adamw_cpu" -- \
+  "$loft" validate "$here/good_recipe.toml" optimizer.type=adamww
+expect 2 "error: unknown key 'betas' in \[optimizer\] \(plugin optimizer/adamw_cpu\)" -- \
+  "$loft" validate "$here/good_recipe.toml" optimizer.type=adamw_cpu optimizer.betas=0.9
+expect 2 "error: optimizer.type must be a string naming an optimizer plugin" -- \
+  "$loft" validate "$here/good_recipe.toml" optimizer.type=3
+expect 0 ': ok' -- "$loft" validate "$here/good_recipe.toml" optimizer.type=adamw_cpu
 expect 2 'name one run folder and --out' -- "$loft" merge
 expect 2 'no such recipe file.*a loft run folder' -- "$loft" merge /nonexistent --out /tmp/never
 

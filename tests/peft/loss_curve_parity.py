@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """30-step training-loss parity: `loft run` against transformers + PEFT with everything else equal.
 
-Usage: loss_curve_parity.py LOFT FIXTURE_DIR WORK_DIR   (FIXTURE_DIR from make_adapter_fixtures.py)
+Usage: loss_curve_parity.py LOFT FIXTURE_DIR WORK_DIR [--lora-plus-ratio R]   (FIXTURE_DIR from make_adapter_fixtures.py)
 
 Both sides start from the same weights: the transformers-written base and the PEFT-written LoRA adapter with non-zero B
 (fixture "lora", loaded by loft through peft.adapter_path). Both train on the same token batches: the examples are
@@ -11,6 +11,11 @@ loft's metrics.jsonl). The step: right-padded micro-batches of 4, gradient accum
 step's label tokens and divided by their count, clip_grad_norm_, torch.optim.AdamW (betas, eps, weight decay),
 transformers' get_linear_schedule_with_warmup; dropout 0, fp32, CPU. Checks |loss_loft - loss_peft| <= 1e-4 at every
 step, and that the trained adapters agree. Exit 1 on failure.
+
+With --lora-plus-ratio R, loft runs with peft.lora_plus_ratio = R and the reference is LoRA+ written out by hand:
+torch.optim.AdamW over parameter groups, lora_A (and any other matrix) at lr with weight decay, lora_B (and any 1-D
+tensor) at R x lr, with weight decay unless the name contains "bias" (the grouping of PEFT's
+create_loraplus_optimizer, which is not called); the schedule scales every group.
 """
 import json
 import os
@@ -91,14 +96,38 @@ def collate(examples, pad_id):
     return ids, labels, mask
 
 
+def reference_optimizer(model, ratio):
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if ratio == 0:
+        return torch.optim.AdamW([p for _, p in named], lr=LR, betas=BETAS, eps=EPS, weight_decay=WD)
+    group_a = [p for n, p in named if not ("lora_B" in n or p.ndim == 1)]
+    group_b = [p for n, p in named if ("lora_B" in n or p.ndim == 1) and "bias" not in n]
+    group_b_no_decay = [p for n, p in named if ("lora_B" in n or p.ndim == 1) and "bias" in n]
+    assert group_a and group_b, "the fixture adapter should have lora_A and lora_B weights"
+    groups = [{"params": group_a, "lr": LR, "weight_decay": WD},
+              {"params": group_b, "lr": LR * ratio, "weight_decay": WD}]
+    if group_b_no_decay:
+        groups.append({"params": group_b_no_decay, "lr": LR * ratio, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS)
+
+
 def main():
-    loft, fixtures, work = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
+    args = sys.argv[1:]
+    ratio = 0.0
+    if "--lora-plus-ratio" in args:
+        at = args.index("--lora-plus-ratio")
+        ratio = float(args[at + 1])
+        del args[at:at + 2]
+    loft, fixtures, work = args[0], os.path.abspath(args[1]), os.path.abspath(args[2])
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and steady on a busy machine
     shutil.rmtree(work, ignore_errors=True)  # a run folder of an earlier test run would be appended to
     os.makedirs(work)
     recipe = os.path.join(work, "parity.toml")
     with open(recipe, "w") as f:
-        f.write(RECIPE.replace("{fixtures}", fixtures).replace("{work}", work))
+        text = RECIPE.replace("{fixtures}", fixtures).replace("{work}", work)
+        if ratio:
+            text = text.replace('dropout = 0.0\n', f'dropout = 0.0\nlora_plus_ratio = {ratio}\n')
+        f.write(text)
     tokens = subprocess.run([loft, "data", recipe, "--tokens", "--limit", "0"], check=True, capture_output=True,
                             text=True).stdout
     examples = [json.loads(line) for line in tokens.splitlines() if line.strip()]
@@ -111,7 +140,7 @@ def main():
     model = PeftModel.from_pretrained(base, os.path.join(fixtures, "lora"), is_trainable=True)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=LR, betas=BETAS, eps=EPS, weight_decay=WD)
+    optimizer = reference_optimizer(model, ratio)
     schedule = get_linear_schedule_with_warmup(optimizer, WARMUP, STEPS)
     worst, failed = 0.0, False
     for step in range(STEPS):

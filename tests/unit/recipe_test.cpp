@@ -48,6 +48,7 @@ TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
   EXPECT_EQ(r.plugin_types.at("quantizer"), "none");
   EXPECT_EQ(r.plugin_types.at("offload"), "none");
   EXPECT_EQ(r.plugin_types.at("peft"), "full");
+  EXPECT_EQ(r.plugin_types.at("optimizer"), "adamw");  // [optimizer] may be left out: today's AdamW
   EXPECT_EQ(r.sections.at("train").integer("batch_size"), 4);
   EXPECT_EQ(r.sections.at("model").string("dtype"), "bf16");
   EXPECT_EQ(r.sections.at("model").string("path"), "/tmp/models/demo");  // relative to the recipe's folder

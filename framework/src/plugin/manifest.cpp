@@ -17,6 +17,12 @@ bool is_plugin_kind(const std::string& kind) {
   return false;
 }
 
+std::string plugin_kind_list() {
+  std::string out;
+  for (const char* k : kPluginKinds) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+
 namespace {
 
 std::string where(const std::filesystem::path& file, const toml::source_region& src) {
@@ -104,8 +110,8 @@ StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_pat
   }
   if (const auto* s = root.get_as<std::string>("summary")) m.summary = s->get();
   if (!is_plugin_kind(m.kind) && m.kind != "testing") {
-    return Status::InvalidArgument(fmt::format("{}: unknown kind '{}' (kinds: quantizer, peft, offload, dataset)",
-                                               manifest_path.string(), m.kind));
+    return Status::InvalidArgument(fmt::format("{}: unknown kind '{}' (kinds: {})", manifest_path.string(),
+                                               m.kind, plugin_kind_list()));
   }
   const auto* abi = root.get_as<int64_t>("sdk_abi");
   if (!abi) return Status::InvalidArgument(fmt::format("{}: missing integer `sdk_abi`", manifest_path.string()));

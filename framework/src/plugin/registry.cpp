@@ -15,11 +15,7 @@
 #include <fmt/ranges.h>
 
 #include "loft/abi.h"
-#include "loft/dataset.h"
 #include "loft/fingerprint.h"
-#include "loft/offload.h"
-#include "loft/peft.h"
-#include "loft/quantizer.h"
 #include "recipe/suggest.h"
 
 namespace fs = std::filesystem;
@@ -27,23 +23,15 @@ namespace fs = std::filesystem;
 namespace loft {
 
 struct PluginRegistry::Factories : Registrar {
-  std::map<std::string, Factory<Quantizer>> quantizer;
-  std::map<std::string, Factory<PeftMethod>> peft;
-  std::map<std::string, Factory<OffloadStrategy>> offload;
-  std::map<std::string, Factory<Dataset>> dataset;
+  std::map<std::string, std::map<std::string, ErasedFactory>> by_kind;  // kind -> name -> factory
   std::vector<std::string> added;  // "kind/name" registered during the current load
   std::vector<std::string> clashes;
 
-  template <typename T>
-  void add(const char* kind, std::map<std::string, Factory<T>>& table, const std::string& name, Factory<T> f) {
+  void add_erased(const char* kind, const std::string& name, ErasedFactory f) override {
     std::string qualified = std::string(kind) + "/" + name;
-    if (!table.emplace(name, std::move(f)).second) clashes.push_back(qualified);
+    if (!by_kind[kind].emplace(name, std::move(f)).second) clashes.push_back(qualified);
     added.push_back(qualified);
   }
-  void add_quantizer(const std::string& n, Factory<Quantizer> f) override { add("quantizer", quantizer, n, std::move(f)); }
-  void add_peft(const std::string& n, Factory<PeftMethod> f) override { add("peft", peft, n, std::move(f)); }
-  void add_offload(const std::string& n, Factory<OffloadStrategy> f) override { add("offload", offload, n, std::move(f)); }
-  void add_dataset(const std::string& n, Factory<Dataset> f) override { add("dataset", dataset, n, std::move(f)); }
 };
 
 namespace {
@@ -214,38 +202,20 @@ Status PluginRegistry::load(const std::string& kind, const std::string& name) {
   return Status::Ok();
 }
 
-template <typename T>
-StatusOr<std::unique_ptr<T>> PluginRegistry::create(const std::string& kind, const std::string& name,
-                                                    const std::map<std::string, Factory<T>>& table,
-                                                    const HostContext& ctx, const Options& options) {
+StatusOr<void*> PluginRegistry::create_erased(const char* kind_name, const std::string& name, const HostContext& ctx,
+                                              const Options& options) {
+  const std::string kind = kind_name;
   if (auto st = load(kind, name); !st.ok()) return st;
+  const auto& table = factories_->by_kind[kind];
   auto it = table.find(name);
   if (it == table.end()) return Status::Internal(fmt::format("plugin {}/{} has no factory", kind, name));
   try {
-    auto component = it->second(ctx, options);
+    void* component = it->second(ctx, options);
     if (!component) return Status::Internal(fmt::format("plugin {}/{}: factory returned nothing", kind, name));
     return component;
   } catch (const std::exception& e) {
     return Status::FailedPrecondition(fmt::format("plugin {}/{} failed to start: {}", kind, name, error_message(e)));
   }
-}
-
-StatusOr<std::unique_ptr<Quantizer>> PluginRegistry::create_quantizer(const std::string& name, const HostContext& ctx,
-                                                                      const Options& options) {
-  return create("quantizer", name, factories_->quantizer, ctx, options);
-}
-StatusOr<std::unique_ptr<PeftMethod>> PluginRegistry::create_peft(const std::string& name, const HostContext& ctx,
-                                                                  const Options& options) {
-  return create("peft", name, factories_->peft, ctx, options);
-}
-StatusOr<std::unique_ptr<OffloadStrategy>> PluginRegistry::create_offload(const std::string& name,
-                                                                          const HostContext& ctx,
-                                                                          const Options& options) {
-  return create("offload", name, factories_->offload, ctx, options);
-}
-StatusOr<std::unique_ptr<Dataset>> PluginRegistry::create_dataset(const std::string& name, const HostContext& ctx,
-                                                                  const Options& options) {
-  return create("dataset", name, factories_->dataset, ctx, options);
 }
 
 }  // namespace loft

@@ -287,7 +287,8 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
       if (auto* s = std::get_if<std::string>(&type_entry->value)) {
         type = *s;
       } else {
-        diags.push_back({type_entry->where, fmt::format("{}.type must be a string naming a {} plugin, got {}", name,
+        diags.push_back({type_entry->where, fmt::format("{}.type must be a string naming {} {} plugin, got {}", name,
+                                                        std::string("aeiou").find(name[0]) == std::string::npos ? "a" : "an",
                                                         name, written_type(type_entry->value))});
         continue;
       }

@@ -2,6 +2,9 @@
 // uses in that section (dataset.max_length); the rest of their keys come from the selected plugin's manifest.
 #include "loft/framework/recipe.h"
 
+#include "loft/framework/manifest.h"
+#include "loft/plugin_kinds.h"
+
 namespace loft {
 
 namespace {
@@ -65,8 +68,16 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("dir", T::kString, std::string("runs"), "folder that receives one sub-folder per run"),
       opt("name", T::kString, std::string(""), "run folder name (empty: recipe name + timestamp)"),
   };
-  s["quantizer"] = {
-      opt("type", T::kString, std::string("none"), "quantizer plugin for frozen linear weights"),
+  // Plugin sections: `type` first (plugin_kinds.h), then the keys loft itself reads in that section.
+  for (const PluginKindInfo& kind : kPluginKindTable) {
+    std::optional<OptionValue> def;
+    if (*kind.default_plugin) def = std::string(kind.default_plugin);
+    s[kind.name] = {opt("type", T::kString, def, kind.doc)};
+  }
+  auto host_keys = [&](const char* section, OptionSchema keys) {
+    for (auto& k : keys) s[section].push_back(std::move(k));
+  };
+  host_keys("quantizer", {
       opt("skip", T::kStringList, std::vector<std::string>{},
           "linear layers whose frozen weight stays dense in the compute dtype instead of being quantized: a full "
           "module name (\"model.layers.0.mlp.down_proj\"), a dotted suffix that matches every layer's "
@@ -78,16 +89,13 @@ std::map<std::string, OptionSchema> build_schema() {
           "file, keyed by checkpoint, quantizer build, options, dtype, device and skip list), later runs load it "
           "instead of quantizing; an unusable file is reported and replaced. Empty: no cache. Relative paths are "
           "relative to the recipe's folder"),
-  };
-  s["peft"] = {opt("type", T::kString, std::nullopt, "PEFT plugin: which parameters train and how"),
-               opt("adapter_path", T::kString, std::string(""),
+  });
+  host_keys("peft", {opt("adapter_path", T::kString, std::string(""),
                    "a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, e.g. written by PEFT's "
                    "save_pretrained) loaded into the attached adapters: the initial weights of `loft run`, the "
-                   "weights `loft eval` and `loft merge` use; its config must agree with this section (empty: none)")};
-  s["offload"] = {opt("type", T::kString, std::string("none"), "offload plugin: residency and block execution")};
-  s["dataset"] = {opt("type", T::kString, std::nullopt, "dataset plugin that provides the training samples"),
-                  opt("max_length", T::kInt, int64_t{1024}, "tokens per example after the chat template; longer "
-                      "examples are truncated (the prompt is kept, the response cut)", 8, 1 << 20)};
+                   "weights `loft eval` and `loft merge` use; its config must agree with this section (empty: none)")});
+  host_keys("dataset", {opt("max_length", T::kInt, int64_t{1024}, "tokens per example after the chat template; longer "
+                      "examples are truncated (the prompt is kept, the response cut)", 8, 1 << 20)});
   return s;
 }
 
@@ -98,8 +106,6 @@ const std::map<std::string, OptionSchema>& framework_schema() {
   return *schema;
 }
 
-bool is_plugin_section(const std::string& section) {
-  return section == "quantizer" || section == "peft" || section == "offload" || section == "dataset";
-}
+bool is_plugin_section(const std::string& section) { return is_plugin_kind(section); }
 
 }  // namespace loft

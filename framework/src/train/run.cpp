@@ -15,6 +15,7 @@
 
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/examples.h"
+#include "loft/framework/param_groups.h"
 #include "loft/framework/peft_adapter.h"
 #include "loft/framework/quantizer_host.h"
 #include "loft/framework/safetensors.h"
@@ -32,18 +33,14 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
   if (!ctx.ok()) return ctx.status();
   c.context = std::move(ctx).value();
   const auto& t = recipe.plugin_types;
-  auto q = registry.create_quantizer(t.at("quantizer"), *c.context, recipe.sections.at("quantizer"));
-  if (!q.ok()) return Status::FailedPrecondition("[quantizer] " + q.status().message());
-  auto p = registry.create_peft(t.at("peft"), *c.context, recipe.sections.at("peft"));
-  if (!p.ok()) return Status::FailedPrecondition("[peft] " + p.status().message());
-  auto o = registry.create_offload(t.at("offload"), *c.context, recipe.sections.at("offload"));
-  if (!o.ok()) return Status::FailedPrecondition("[offload] " + o.status().message());
-  auto d = registry.create_dataset(t.at("dataset"), *c.context, recipe.sections.at("dataset"));
-  if (!d.ok()) return Status::FailedPrecondition("[dataset] " + d.status().message());
-  c.quantizer = std::move(q).value();
-  c.peft = std::move(p).value();
-  c.offload = std::move(o).value();
-  c.dataset = std::move(d).value();
+#define LOFT_CREATE_COMPONENT(Interface, kind, default_type, doc)                                   \
+  {                                                                                                  \
+    auto made = registry.create<Interface>(t.at(#kind), *c.context, recipe.sections.at(#kind));     \
+    if (!made.ok()) return Status::FailedPrecondition("[" #kind "] " + made.status().message());    \
+    c.kind = std::move(made).value();                                                              \
+  }
+  LOFT_PLUGIN_KINDS(LOFT_CREATE_COMPONENT)
+#undef LOFT_CREATE_COMPONENT
   if (const PluginManifest* m = registry.find("quantizer", t.at("quantizer"))) c.quantizer_build = plugin_build_identity(*m);
   return c;
 }
@@ -256,10 +253,10 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   auto& c = components.value();
   const Options& model_opts = recipe.sections.at("model");
   const fs::path model_dir = model_opts.string("path");
-  spdlog::info("device {}, dtype {}, seed {}; plugins: quantizer/{} peft/{} offload/{} dataset/{}",
-               c.context->device().str(), c10::toString(c.context->compute_dtype()), c.context->seed(),
-               recipe.plugin_types.at("quantizer"), recipe.plugin_types.at("peft"), recipe.plugin_types.at("offload"),
-               recipe.plugin_types.at("dataset"));
+  std::string plugins;
+  for (const char* kind : kPluginKinds) plugins += fmt::format(" {}/{}", kind, recipe.plugin_types.at(kind));
+  spdlog::info("device {}, dtype {}, seed {}; plugins:{}", c.context->device().str(),
+               c10::toString(c.context->compute_dtype()), c.context->seed(), plugins);
 
   auto tokenizer = Tokenizer::from_file(model_dir / "tokenizer.json");
   if (!tokenizer.ok()) {
@@ -309,7 +306,33 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
   }
   // Dropout draws from the default generators: seed them from train.seed (a resumed run restores their state).
   at::manual_seed(c.context->seed());
-  Trainer trainer(tc, lm, examples.value(), run_dir, c.context->device());
+  // The PEFT method's parameter groups, resolved with train.weight_decay, for the recipe's optimizer.
+  const std::string peft_name = "peft/" + recipe.plugin_types.at("peft");
+  StatusOr<std::vector<ParamGroup>> groups = Status::Internal("unset");
+  try {
+    auto trainable = lm.trainable_parameters();
+    groups = resolve_param_groups(trainable, c.peft->param_groups(trainable), tc.weight_decay, peft_name);
+  } catch (const std::exception& e) {
+    groups = Status::Internal(fmt::format("{}: cannot group the trainable tensors: {}", peft_name, e.what()));
+  }
+  if (!groups.ok()) {
+    spdlog::error("{}", groups.status().message());
+    return 1;
+  }
+  for (const auto& g : groups.value()) {
+    spdlog::info("parameter group {}: {} tensors, lr x {}, weight decay {}", g.name, g.tensors.size(), g.lr_scale,
+                 g.weight_decay);
+  }
+  std::unique_ptr<Trainer> made;
+  try {
+    made = std::make_unique<Trainer>(tc, lm, examples.value(), run_dir, c.context->device(), std::move(c.optimizer),
+                                     std::move(groups).value());
+  } catch (const std::exception& e) {
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    spdlog::error("cannot start training: {}", c10_error ? c10_error->what_without_backtrace() : e.what());
+    return 1;
+  }
+  Trainer& trainer = *made;
   if (!options.resume_dir.empty()) {
     auto checkpoint = latest_checkpoint(run_dir);
     if (!checkpoint.ok()) {

@@ -1,4 +1,4 @@
-// The training loop, top to bottom: batches -> forward -> chunked loss -> backward -> (unscale) -> clip -> AdamW step.
+// The training loop, top to bottom: batches -> forward -> chunked loss -> backward -> (unscale) -> clip -> optimizer step.
 #include "loft/error_message.h"
 #include "loft/framework/trainer.h"
 
@@ -18,9 +18,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "loft/adamw.h"
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/chunked_loss.h"
 #include "loft/framework/files.h"
+#include "loft/framework/param_groups.h"
 #include "loft/framework/step_profiler.h"
 
 namespace fs = std::filesystem;
@@ -107,33 +109,61 @@ StatusOr<fs::path> latest_checkpoint(const fs::path& run_dir) {
 }
 
 struct Trainer::State {
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  // AdamW state per trainable tensor (fp32, beside its master): what torch.optim.AdamW keeps, updated by the
-  // multi-tensor fused kernel (ATen's _fused_adamw_, Python's fused=True) in a few launches for every tensor.
-  std::vector<at::Tensor> exp_avg, exp_avg_sq, steps;
+  std::vector<std::pair<std::string, at::Tensor>> params;  // model order: what trainable.pt holds
+  std::unique_ptr<Optimizer> optimizer;
+  // For each tensor in model order, its index in the optimizer's attach order (groups in order): the gradients are
+  // clipped in model order, so that grouping does not change the global norm's rounding.
+  std::vector<size_t> attach_index;
   double loss_scale = 65536.0;
   int64_t good_steps = 0;  // consecutive steps without overflow; the loss scale doubles after 2000
   std::vector<int64_t> order;  // the permutation of the epoch below
   int64_t order_epoch = -1;
 };
 
+namespace {
+
+std::vector<ParamGroup> default_groups(const NamedTensors& params, double weight_decay) {
+  ParamGroup all;
+  all.name = "default";
+  all.tensors = params;
+  auto resolved = resolve_param_groups(params, {all}, weight_decay, "trainer");
+  TORCH_CHECK(resolved.ok(), resolved.status().message());
+  return std::move(resolved).value();
+}
+
+}  // namespace
+
 Trainer::Trainer(TrainConfig config, CausalLM& model, const std::vector<TokenizedExample>& data, fs::path run_dir,
                  c10::Device device)
+    : Trainer(config, model, data, std::move(run_dir), device, std::make_unique<AdamW>(),
+              default_groups(model.trainable_parameters(), config.weight_decay)) {}
+
+Trainer::Trainer(TrainConfig config, CausalLM& model, const std::vector<TokenizedExample>& data, fs::path run_dir,
+                 c10::Device device, std::unique_ptr<Optimizer> optimizer, std::vector<ParamGroup> groups)
     : config_(std::move(config)), model_(model), data_(data), run_dir_(std::move(run_dir)), device_(device),
       state_(std::make_unique<State>()) {
   TORCH_CHECK(!data_.empty(), "the dataset produced no examples");
+  TORCH_CHECK(optimizer != nullptr, "the trainer needs an optimizer");
   const int64_t per_step = config_.batch_size * config_.grad_accum;
   const int64_t steps_per_epoch = (static_cast<int64_t>(data_.size()) + per_step - 1) / per_step;
   total_steps_ = config_.max_steps > 0 ? config_.max_steps : steps_per_epoch * config_.epochs;
   state_->params = model_.trainable_parameters();
   TORCH_CHECK(!state_->params.empty(), "nothing to train: the PEFT method marked no tensor trainable");
+  std::map<std::string, size_t> position;
+  for (const auto& g : groups) {
+    for (const auto& [name, t] : g.tensors) position.emplace(name, position.size());
+  }
   for (auto& [name, t] : state_->params) {
     TORCH_CHECK(t.scalar_type() == at::kFloat, "trainable tensor ", name, " must be an fp32 master, got ",
                 t.scalar_type());
-    state_->exp_avg.push_back(at::zeros_like(t));
-    state_->exp_avg_sq.push_back(at::zeros_like(t));
-    state_->steps.push_back(at::zeros({}, t.options()));
+    auto it = position.find(name);
+    TORCH_CHECK(it != position.end(), "trainable tensor ", name, " is in no parameter group");
+    state_->attach_index.push_back(it->second);
   }
+  TORCH_CHECK(position.size() == state_->params.size(), "the parameter groups hold ", position.size(),
+              " tensors, the model trains ", state_->params.size());
+  optimizer->attach(groups, OptimizerSettings{config_.adam_beta1, config_.adam_beta2, config_.adam_eps});
+  state_->optimizer = std::move(optimizer);
 }
 
 namespace {
@@ -189,7 +219,8 @@ StepMetrics Trainer::train_step() {
   }
   TORCH_CHECK(m.label_tokens > 0, "step ", m.step, " has no label tokens: every response was truncated away");
 
-  for (auto& [name, t] : state_->params) t.mutable_grad() = at::Tensor();
+  Optimizer& optimizer = *state_->optimizer;
+  optimizer.zero_grad();
   const double scale = config_.fp16_loss_scaling ? state_->loss_scale : 1.0;
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   int64_t tokens = 0;
@@ -208,32 +239,28 @@ StepMetrics Trainer::train_step() {
     loss_sum += loss.detach();
     tokens += batch.input_ids.numel();
   }
-  std::vector<at::Tensor> params, grads, exp_avg, exp_avg_sq, steps;
-  for (size_t i = 0; i < state_->params.size(); ++i) {
-    const at::Tensor& t = state_->params[i].second;
-    if (!t.grad().defined()) continue;  // not reached by this step's graph: AdamW leaves it alone, like PyTorch
-    params.push_back(t);
-    grads.push_back(t.grad());
-    exp_avg.push_back(state_->exp_avg[i]);
-    exp_avg_sq.push_back(state_->exp_avg_sq[i]);
-    steps.push_back(state_->steps[i]);
+  // The gradients as the optimizer holds them (on the device, or host copies), in model order; tensors this step's
+  // graph did not reach have none and are left alone, like PyTorch.
+  const std::vector<at::Tensor> held = optimizer.gradients();
+  TORCH_CHECK(held.size() == state_->params.size(), "the optimizer returned ", held.size(), " gradients for ",
+              state_->params.size(), " tensors");
+  std::vector<at::Tensor> grads;
+  for (size_t i : state_->attach_index) {
+    if (held[i].defined()) grads.push_back(held[i]);
   }
   if (scale != 1.0) at::_foreach_div_(grads, scale);
   const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
   at::Tensor grad_norm = grads.empty() ? at::zeros({}, loss_sum.options()) : clip_gradients(grads, max_norm);
   // One host sync for what the step reports (and the fp16 overflow check needs).
-  const at::Tensor reported = at::stack({loss_sum, grad_norm.to(at::kDouble)}).cpu();
+  const at::Tensor reported = at::stack({loss_sum, grad_norm.to(loss_sum.device(), at::kDouble)}).cpu();
   m.loss = reported[0].item<double>() / static_cast<double>(m.label_tokens);
   m.grad_norm = reported[1].item<double>();
   if (config_.fp16_loss_scaling && !std::isfinite(m.grad_norm)) {
     m.skipped = true;  // overflow: skip the update, halve the scale
     state_->loss_scale /= 2;
     state_->good_steps = 0;
-  } else if (!params.empty()) {
-    at::_foreach_add_(steps, 1.0);
-    at::NoGradGuard no_grad;
-    at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, {}, steps, m.lr, config_.adam_beta1, config_.adam_beta2,
-                      config_.weight_decay, config_.adam_eps, /*amsgrad=*/false, /*maximize=*/false);
+  } else if (!grads.empty()) {
+    optimizer.step(m.lr);
     if (config_.fp16_loss_scaling && ++state_->good_steps % 2000 == 0) state_->loss_scale *= 2;
   }
   ++step_;
@@ -284,12 +311,7 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
   torch::serialize::OutputArchive params;
   for (auto& [name, t] : state_->params) params.write(name, t.detach().cpu(), /*is_buffer=*/true);
   torch::serialize::OutputArchive optimizer;
-  for (size_t i = 0; i < state_->params.size(); ++i) {
-    const std::string& name = state_->params[i].first;
-    optimizer.write("exp_avg." + name, state_->exp_avg[i].cpu(), true);
-    optimizer.write("exp_avg_sq." + name, state_->exp_avg_sq[i].cpu(), true);
-    optimizer.write("step." + name, state_->steps[i].cpu(), true);
-  }
+  for (const auto& [key, t] : state_->optimizer->state_dict()) optimizer.write(key, t.detach().cpu(), true);
   std::ostringstream params_bytes, optimizer_bytes;
   params.save_to(params_bytes);
   optimizer.save_to(optimizer_bytes);
@@ -336,22 +358,22 @@ Status Trainer::load_checkpoint(const fs::path& dir) {
     if (auto st = load_trainable_tensors(state_->params, dir / "trainable.pt"); !st.ok()) return st;
     torch::serialize::InputArchive optimizer;
     optimizer.load_from(optimizer_in);
-    for (size_t i = 0; i < state_->params.size(); ++i) {
-      const std::string& name = state_->params[i].first;
-      for (auto [prefix, target] : {std::pair<const char*, at::Tensor*>{"exp_avg.", &state_->exp_avg[i]},
-                                    {"exp_avg_sq.", &state_->exp_avg_sq[i]}, {"step.", &state_->steps[i]}}) {
-        at::Tensor saved;
-        if (!optimizer.try_read(prefix + name, saved, true)) {
-          return Status::InvalidArgument(fmt::format("{}/optimizer.pt has no '{}{}': the checkpoint belongs to a run "
-                                                     "with other trainable tensors", dir.string(), prefix, name));
-        }
-        if (saved.sizes() != target->sizes()) {
-          return Status::InvalidArgument(fmt::format("{}/optimizer.pt: '{}{}' has shape [{}], expected [{}]",
-                                                     dir.string(), prefix, name, fmt::join(saved.sizes(), ", "),
-                                                     fmt::join(target->sizes(), ", ")));
-        }
-        target->copy_(saved);
+    std::map<std::string, at::Tensor> optimizer_state;
+    for (const auto& [key, target] : state_->optimizer->state_dict()) {
+      at::Tensor saved;
+      if (!optimizer.try_read(key, saved, true)) {
+        return Status::InvalidArgument(fmt::format("{}/optimizer.pt has no '{}': the checkpoint belongs to a run with "
+                                                   "other trainable tensors or another optimizer", dir.string(), key));
       }
+      if (saved.sizes() != target.sizes()) {
+        return Status::InvalidArgument(fmt::format("{}/optimizer.pt: '{}' has shape [{}], expected [{}]", dir.string(),
+                                                   key, fmt::join(saved.sizes(), ", "),
+                                                   fmt::join(target.sizes(), ", ")));
+      }
+      optimizer_state.emplace(key, saved);
+    }
+    if (auto st = state_->optimizer->load_state_dict(optimizer_state); !st.ok()) {
+      return Status::InvalidArgument(fmt::format("{}/optimizer.pt: {}", dir.string(), st.message()));
     }
     at::Tensor rng;
     torch::load(rng, rng_in);

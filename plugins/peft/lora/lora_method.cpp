@@ -45,6 +45,7 @@ struct LoraConfig {
   std::vector<std::string> modules_to_save;   // as written
   uint64_t seed = 0;
   c10::Device device{c10::kCPU};
+  double lora_plus_ratio = 0.0;               // LoRA+: B's learning rate / A's; 0 = off
 
   const char* plugin() const { return dora ? "peft/dora" : "peft/lora"; }
   // PEFT's `scaling` (layer.py update_layer): alpha / r, or alpha / sqrt(r) with rsLoRA.
@@ -274,6 +275,33 @@ class LoraMethod final : public PeftMethod {
     return out;
   }
 
+  // LoRA+ (lora_plus_ratio > 0) as PEFT 0.21's create_loraplus_optimizer groups the tensors: lora_B weights and
+  // every 1-D tensor (DoRA magnitudes, trained biases and norm weights) learn at lr x ratio, with weight decay unless
+  // the name contains "bias" (PEFT's decay_parameters: Qwen2 has no nn.LayerNorm); everything else (lora_A, the
+  // matrices of modules_to_save) learns at lr with weight decay. (PEFT's separate embedding group holds LoRA
+  // embedding adapters, which loft does not attach.) Without LoRA+: one group with the host's rule.
+  std::vector<ParamGroup> param_groups(const NamedTensors& trainable) const override {
+    if (config_.lora_plus_ratio <= 0) return PeftMethod::param_groups(trainable);
+    ParamGroup a, b, b_no_decay;
+    a.name = "groupA";
+    a.weight_decay_scale = 1.0;
+    b.name = "groupB";
+    b.lr_scale = config_.lora_plus_ratio;
+    b.weight_decay_scale = 1.0;
+    b_no_decay.name = "groupB_no_decay";
+    b_no_decay.lr_scale = config_.lora_plus_ratio;
+    b_no_decay.weight_decay_scale = 0.0;
+    for (const auto& named : trainable) {
+      const std::string& name = named.first;
+      if (name.find("lora_B") != std::string::npos || named.second.dim() == 1) {
+        (name.find("bias") == std::string::npos ? b : b_no_decay).tensors.push_back(named);
+      } else {
+        a.tensors.push_back(named);
+      }
+    }
+    return {a, b, b_no_decay};
+  }
+
   std::string adapter_config_json(const std::string& base_model_name_or_path) const override {
     using nlohmann::json;
     json c;
@@ -402,6 +430,11 @@ std::unique_ptr<PeftMethod> make_lora_method(const HostContext& ctx, const Optio
         "put the layer indices into the regex, e.g. \"re:model\\.layers\\.(0|1)\\..*q_proj\"");
   }
   c.modules_to_save = options.strings("modules_to_save");
+  if (options.has("lora_plus_ratio")) c.lora_plus_ratio = options.real("lora_plus_ratio");
+  if (!(c.lora_plus_ratio >= 0.0) || !std::isfinite(c.lora_plus_ratio)) {
+    throw std::invalid_argument(fmt::format("peft.lora_plus_ratio = {}: must be >= 0 (0 turns LoRA+ off)",
+                                            c.lora_plus_ratio));
+  }
   c.seed = ctx.seed();
   c.device = ctx.device();
   return std::make_unique<LoraMethod>(std::move(c));

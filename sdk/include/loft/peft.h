@@ -5,11 +5,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 
+#include "loft/param_group.h"
 #include "loft/quantizer.h"
 #include "loft/status.h"
 
@@ -25,8 +27,6 @@ struct LinearSite {
   const QuantizedLinear* base = nullptr;  // the frozen weight
   at::Tensor bias;                        // frozen bias, undefined when the layer has none
 };
-
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // The adapter on one site. Owned by the host's model for the run; not thread-safe.
 class Adapter {
@@ -44,6 +44,12 @@ class Adapter {
   virtual Status load_state_dict(const std::map<std::string, at::Tensor>& state) = 0;
   // The dense weight with the adaptation folded in, in `dtype`: what `loft merge` writes.
   virtual at::Tensor merged_weight(c10::ScalarType dtype) const = 0;
+  // Capabilities added after this interface: a versioned id ("loft.adapter.<feature>.v1") -> that feature's
+  // interface, owned by the adapter; nullptr when unsupported. Does not throw.
+  virtual const void* extension(std::string_view id) const {
+    (void)id;
+    return nullptr;
+  }
 };
 
 // A PEFT method: picks sites and attaches adapters. Created once per run; const methods are thread-safe.
@@ -56,6 +62,22 @@ class PeftMethod {
   virtual std::vector<std::string> trainable_parameters(const std::vector<std::string>& names) const = 0;
   // PEFT's adapter_config.json for this method, or an empty string when the method saves whole weights.
   virtual std::string adapter_config_json(const std::string& base_model_name_or_path) const = 0;
+  // Splits the model's trainable tensors (full names, in model order) into parameter groups (param_group.h): a
+  // partition of `trainable` (each tensor in exactly one group, group names unique; the host refuses anything else,
+  // naming the tensor), each group keeping model order. The default: one group "default", lr_scale 1, the host's
+  // weight-decay rule. Called once per run on the host thread; may throw std::exception naming the problem.
+  virtual std::vector<ParamGroup> param_groups(const NamedTensors& trainable) const {
+    ParamGroup all;
+    all.name = "default";
+    all.tensors = trainable;
+    return {all};
+  }
+  // Capabilities added after this interface: a versioned id ("loft.peft.<feature>.v1") -> that feature's interface,
+  // owned by the method; nullptr when unsupported. Does not throw.
+  virtual const void* extension(std::string_view id) const {
+    (void)id;
+    return nullptr;
+  }
 };
 
 }  // namespace loft

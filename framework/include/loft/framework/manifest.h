@@ -6,13 +6,20 @@
 #include <string>
 
 #include "loft/options.h"
+#include "loft/plugin_kinds.h"
 #include "loft/status.h"
 
 namespace loft {
 
-// The plugin kinds loft knows, in the order recipes list them.
-inline constexpr const char* kPluginKinds[] = {"quantizer", "peft", "offload", "dataset"};
+// The plugin kinds loft knows (plugin_kinds.h), in the order recipes list them.
+inline constexpr const char* kPluginKinds[] = {
+#define LOFT_KIND_NAME(Interface, kind, default_type, doc) #kind,
+    LOFT_PLUGIN_KINDS(LOFT_KIND_NAME)
+#undef LOFT_KIND_NAME
+};
 bool is_plugin_kind(const std::string& kind);
+// "quantizer, peft, offload, ...": for messages.
+std::string plugin_kind_list();
 
 struct PluginManifest {
   std::string kind;      // "quantizer"

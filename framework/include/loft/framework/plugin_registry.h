@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "loft/framework/manifest.h"
+#include "loft/plugin_kinds.h"
 #include "loft/registrar.h"
 #include "loft/status.h"
 
@@ -39,17 +40,30 @@ class PluginRegistry {
   // build fingerprint, then lets it register. Errors name the file and what to do.
   Status load(const std::string& kind, const std::string& name);
 
-  StatusOr<std::unique_ptr<Quantizer>> create_quantizer(const std::string& name, const HostContext& ctx, const Options& options);
-  StatusOr<std::unique_ptr<PeftMethod>> create_peft(const std::string& name, const HostContext& ctx, const Options& options);
-  StatusOr<std::unique_ptr<OffloadStrategy>> create_offload(const std::string& name, const HostContext& ctx, const Options& options);
-  StatusOr<std::unique_ptr<Dataset>> create_dataset(const std::string& name, const HostContext& ctx, const Options& options);
+  // Loads kind/name (the kind of T, from plugin_kinds.h) and runs its factory. Errors name the plugin; a factory that
+  // throws is an error saying the plugin failed to start.
+  template <typename T>
+  StatusOr<std::unique_ptr<T>> create(const std::string& name, const HostContext& ctx, const Options& options) {
+    auto made = create_erased(KindTraits<T>::name, name, ctx, options);
+    if (!made.ok()) return made.status();
+    return std::unique_ptr<T>(static_cast<T*>(made.value()));
+  }
+
+  // create_quantizer, create_peft, create_offload, create_dataset, create_optimizer: create<T> for each kind.
+#define LOFT_REGISTRY_CREATE(Interface, kind, default_type, doc)                                         \
+  template <typename T = Interface>                                                                   \
+  StatusOr<std::unique_ptr<T>> create_##kind(const std::string& name, const HostContext& ctx, \
+                                                     const Options& options) {                        \
+    return create<T>(name, ctx, options);                                                              \
+  }
+  LOFT_PLUGIN_KINDS(LOFT_REGISTRY_CREATE)
+#undef LOFT_REGISTRY_CREATE
 
  private:
   struct Factories;
-  template <typename T>
-  StatusOr<std::unique_ptr<T>> create(const std::string& kind, const std::string& name,
-                                      const std::map<std::string, Factory<T>>& table, const HostContext& ctx,
-                                      const Options& options);
+  // The factory's result as a T* of the kind's interface (owned by the caller), or why there is none.
+  StatusOr<void*> create_erased(const char* kind, const std::string& name, const HostContext& ctx,
+                                const Options& options);
   std::vector<PluginManifest> manifests_;
   std::vector<std::string> problems_;
   std::map<std::string, std::vector<std::filesystem::path>> duplicates_;  // qualified name -> every manifest

@@ -5,28 +5,25 @@
 #include <filesystem>
 #include <memory>
 
-#include "loft/dataset.h"
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/recipe.h"
-#include "loft/offload.h"
-#include "loft/peft.h"
-#include "loft/quantizer.h"
+#include "loft/plugin_interfaces.h"
 
 namespace loft {
 
 // Everything a recipe names, instantiated. Owns the components for the run.
 struct RunComponents {
   std::unique_ptr<RunContext> context;
-  std::unique_ptr<Quantizer> quantizer;
-  std::unique_ptr<PeftMethod> peft;
-  std::unique_ptr<OffloadStrategy> offload;
-  std::unique_ptr<Dataset> dataset;
+  // One component per plugin kind, named as the kind: quantizer, peft, offload, dataset, optimizer.
+#define LOFT_RUN_COMPONENT(Interface, kind, default_type, doc) std::unique_ptr<Interface> kind;
+  LOFT_PLUGIN_KINDS(LOFT_RUN_COMPONENT)
+#undef LOFT_RUN_COMPONENT
   std::string quantizer_build;  // plugin_build_identity() of the quantizer: part of the quantized-weight cache key
 };
 
-// Loads and creates the recipe's four plugins. The error names the plugin and the recipe section.
+// Loads and creates the recipe's plugins, one of each kind. The error names the plugin and the recipe section.
 StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry& registry);
 
 // The recipe's model: config.json + weights from model.path (or random init), the recipe's quantizer, PEFT method and

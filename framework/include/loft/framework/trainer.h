@@ -1,4 +1,4 @@
-// The training loop: AdamW on the trainable tensors, schedules, gradient accumulation normalised by label tokens,
+// The training loop: an optimizer plugin (AdamW by default) on the trainable tensors' parameter groups, schedules, gradient accumulation normalised by label tokens,
 // clipping, fp16 loss scaling, metrics, checkpoints and exact resume. One readable loop in trainer.cpp.
 #pragma once
 
@@ -14,6 +14,7 @@
 #include "loft/framework/batching.h"
 #include "loft/framework/causal_lm.h"
 #include "loft/framework/schedule.h"
+#include "loft/optimizer.h"
 #include "loft/options.h"
 #include "loft/status.h"
 
@@ -66,7 +67,14 @@ StatusOr<std::filesystem::path> latest_checkpoint(const std::filesystem::path& r
 
 class Trainer {
  public:
-  // `run_dir` receives metrics.jsonl and checkpoints/. `device` is where batches go.
+  // `run_dir` receives metrics.jsonl and checkpoints/. `device` is where batches go. Trains `groups` (resolved by
+  // resolve_param_groups: a partition of model.trainable_parameters()) with `optimizer`, which this constructor
+  // attaches to them (config's adam_beta1/2, adam_eps as its OptimizerSettings). Throws c10::Error when there is
+  // nothing to train or the optimizer refuses a tensor.
+  Trainer(TrainConfig config, CausalLM& model, const std::vector<TokenizedExample>& data, std::filesystem::path run_dir,
+          c10::Device device, std::unique_ptr<Optimizer> optimizer, std::vector<ParamGroup> groups);
+  // loft's AdamW (adamw.h) over the host's default groups: every trainable tensor, config.weight_decay except for
+  // biases and norm weights.
   Trainer(TrainConfig config, CausalLM& model, const std::vector<TokenizedExample>& data, std::filesystem::path run_dir,
           c10::Device device);
   ~Trainer();
