@@ -35,7 +35,7 @@ TEST(PluginLoader, WrongAbiNamesTheFileAndBothVersions) {
   auto st = registry.load("quantizer", "wrong_abi");
   ASSERT_FALSE(st.ok());
   EXPECT_TRUE(contains(st.message(), "libloft_testing_wrong_abi.so")) << st.message();
-  EXPECT_TRUE(contains(st.message(), "got version 9999, this loft supports version 1")) << st.message();
+  EXPECT_TRUE(contains(st.message(), "got version 9999, this loft supports version 2")) << st.message();
 }
 
 TEST(PluginLoader, MissingEntryPointIsExplained) {
