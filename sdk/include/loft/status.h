@@ -10,6 +10,8 @@ namespace loft {
 enum class StatusCode { kOk = 0, kInvalidArgument, kNotFound, kFailedPrecondition, kInternal, kIoError };
 
 // A success or an error with a message that says what, where and how to fix. Cheap to copy; thread-compatible.
+// Plain value type: no method throws (other than std::bad_alloc when copying a message), blocks or touches CUDA.
+// Across the plugin boundary it travels by value, so each side owns its copy.
 class Status {
  public:
   Status() = default;
@@ -31,7 +33,8 @@ class Status {
   std::string message_;
 };
 
-// A value or the Status that explains why there is none.
+// A value or the Status that explains why there is none. Owns its value. value() on an error is undefined
+// behaviour: check ok() first. Nothing throws (beyond T's own copy and move).
 template <typename T>
 class StatusOr {
  public:
