@@ -4,6 +4,12 @@
 # LibTorch, with its plugin.toml copied beside the .so. TORCH_FREE (dataset plugins): linked to the torch-free
 # libloft_sdk_core only, compiled without any torch or CUDA header (its fingerprint says torch "none"). The manifest's `library` key names the file
 # (lib<target>.so). Installed with the SDK as part of the `loft` CMake package, so out-of-tree plugins use it too.
+#
+# A plugin with CUDA sources (.cu in SOURCES) declares the architectures its device code was built for (the
+# descriptor's cuda_architectures, see loft/abi.h): the host refuses it at load on a GPU it has no code for. The
+# list comes from the -gencode flags torch's CMake put in CMAKE_CUDA_FLAGS (from TORCH_CUDA_ARCH_LIST), and is
+# passed to the C++ sources as LOFT_PLUGIN_CUDA_ARCHS, so LOFT_PLUGIN(...) must be in a .cpp file. A plugin without
+# CUDA sources declares none and is never refused for architectures.
 function(loft_add_plugin target)
   cmake_parse_arguments(ARG "TORCH_FREE" "MANIFEST;OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
   if(NOT ARG_TORCH_FREE AND LOFT_SDK_CORE_ONLY)
@@ -53,6 +59,20 @@ function(loft_add_plugin target)
     LIBRARY_OUTPUT_DIRECTORY "${_dir}"
     CXX_VISIBILITY_PRESET hidden CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_link_options(${target} PRIVATE "LINKER:-z,defs")
+  set(_cuda_sources "${ARG_SOURCES}")
+  list(FILTER _cuda_sources INCLUDE REGEX "\\.cu$")
+  if(_cuda_sources)
+    loft_plugin_cuda_architectures(_archs)
+    if(_archs)
+      # C++ only: nvcc would split the comma-separated value of a -D into several definitions.
+      string(REPLACE "," "$<COMMA>" _archs_genex "${_archs}")
+      target_compile_definitions(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:LOFT_PLUGIN_CUDA_ARCHS=\"${_archs_genex}\">")
+    else()
+      message(WARNING "loft_add_plugin(${target}): has CUDA sources but neither CMAKE_CUDA_FLAGS (-gencode) nor "
+                      "TORCH_CUDA_ARCH_LIST (X.Y[+PTX];...) name an architecture; the plugin declares none, so the "
+                      "host cannot refuse it on a GPU it has no code for")
+    endif()
+  endif()
   if(COMMAND loft_target_warnings)
     loft_target_warnings(${target})
   endif()
@@ -61,6 +81,45 @@ function(loft_add_plugin target)
     COMMAND ${CMAKE_COMMAND} -E copy_if_different "${_manifest}" "${_dir}/plugin.toml"
     COMMENT "loft plugin ${_kind}/${_name}")
   set_property(TARGET ${target} PROPERTY LOFT_PLUGIN_DIR "${_dir}")
+endfunction()
+
+# The CUDA code nvcc emits for this directory's .cu files, as a comma-separated list for the plugin descriptor:
+# "sm_75,sm_90" (SASS) and "compute_90" (PTX), read from the code= part of every -gencode/--generate-code flag in
+# CMAKE_CUDA_FLAGS and CMAKE_CUDA_FLAGS_<CONFIG> (where torch's CMake puts TORCH_CUDA_ARCH_LIST), or, when those
+# have none, converted from TORCH_CUDA_ARCH_LIST ("7.5;8.6+PTX;9.0a"). Empty when neither names one.
+function(loft_plugin_cuda_architectures out_var)
+  set(_flags "${CMAKE_CUDA_FLAGS}")
+  if(CMAKE_BUILD_TYPE)
+    string(TOUPPER "${CMAKE_BUILD_TYPE}" _config)
+    string(APPEND _flags " ${CMAKE_CUDA_FLAGS_${_config}}")
+  endif()
+  set(_archs "")
+  string(REGEX MATCHALL "code=\\[?[a-z0-9_,]+\\]?" _codes "${_flags}")
+  foreach(_code ${_codes})
+    string(REGEX REPLACE "^code=\\[?([a-z0-9_,]+)\\]?$" "\\1" _code "${_code}")
+    string(REPLACE "," ";" _code "${_code}")
+    list(APPEND _archs ${_code})
+  endforeach()
+  if(NOT _archs)
+    set(_list "${TORCH_CUDA_ARCH_LIST}")
+    if(NOT _list AND DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+      set(_list "$ENV{TORCH_CUDA_ARCH_LIST}")
+    endif()
+    string(REPLACE " " ";" _list "${_list}")
+    foreach(_entry ${_list})
+      if(_entry MATCHES "^([0-9]+)\\.([0-9])([af]?)(\\+PTX)?$")
+        list(APPEND _archs "sm_${CMAKE_MATCH_1}${CMAKE_MATCH_2}${CMAKE_MATCH_3}")
+        if(CMAKE_MATCH_4)
+          list(APPEND _archs "compute_${CMAKE_MATCH_1}${CMAKE_MATCH_2}${CMAKE_MATCH_3}")
+        endif()
+      elseif(_entry)
+        message(WARNING "loft: TORCH_CUDA_ARCH_LIST entry '${_entry}' is not X.Y[+PTX]; plugins do not declare it")
+      endif()
+    endforeach()
+  endif()
+  list(REMOVE_DUPLICATES _archs)
+  string(REPLACE ";" "," _archs "${_archs}")
+  set(${out_var} "${_archs}" PARENT_SCOPE)
 endfunction()
 
 # LibTorch ships its own fmt (v12) headers in its include folder, which would shadow the system fmt that spdlog and

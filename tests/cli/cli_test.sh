@@ -57,7 +57,7 @@ expect 2 'no such recipe file.*a loft run folder' -- "$loft" merge /nonexistent 
 
 # Plugin loading failures surface through run with exit 1 and the plugin's file named.
 expect 0 ': ok' -- "$loft" validate "$here/good_recipe.toml"
-expect 1 'libloft_testing_wrong_abi.so: got version 9999, this loft supports version 1' -- "$loft" run \
+expect 1 'libloft_testing_wrong_abi.so: got version 9999, this loft supports version 2' -- "$loft" run \
   "$here/good_recipe.toml" quantizer.type=wrong_abi --plugin-path "$testing_plugins"
 expect 1 'failed to start: fixture refuses to start' -- "$loft" run "$here/good_recipe.toml" \
   quantizer.type=throws_on_create --plugin-path "$testing_plugins"

@@ -23,7 +23,7 @@ TEST(Manifest, ReadsIdentityAndSchema) {
   auto file = write("ok.toml", R"(name = "lora"
 kind = "peft"
 version = "1.2.3"
-sdk_abi = 1
+sdk_abi = 2
 library = "libx.so"
 summary = "low-rank adapters"
 [options.r]
@@ -49,7 +49,7 @@ choices = ["kaiming", "zeros"]
 }
 
 TEST(Manifest, IntOptionsTakeIntegerChoices) {
-  const std::string head = "name = \"x\"\nkind = \"quantizer\"\nversion = \"1\"\nsdk_abi = 1\nlibrary = \"libx.so\"\n";
+  const std::string head = "name = \"x\"\nkind = \"quantizer\"\nversion = \"1\"\nsdk_abi = 2\nlibrary = \"libx.so\"\n";
   auto m = read_manifest(write("intchoices.toml", head + "[options.blocksize]\ntype = \"int\"\ndefault = 64\n"
                                                          "choices = [32, 64, 128]\n"));
   ASSERT_TRUE(m.ok()) << m.status().message();
@@ -70,7 +70,7 @@ TEST(Manifest, ErrorsNameFileAndProblem) {
   auto bad_type = read_manifest(write("badtype.toml", R"(name = "x"
 kind = "peft"
 version = "1"
-sdk_abi = 1
+sdk_abi = 2
 library = "l.so"
 [options.r]
 type = "integer"
@@ -82,7 +82,7 @@ type = "integer"
   auto bad_default = read_manifest(write("baddefault.toml", R"(name = "x"
 kind = "peft"
 version = "1"
-sdk_abi = 1
+sdk_abi = 2
 library = "l.so"
 [options.r]
 type = "int"

@@ -5,7 +5,11 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <set>
+
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -16,21 +20,44 @@
 
 #include "loft/abi.h"
 #include "loft/fingerprint.h"
+#include "plugin/plugin_checks.h"
 #include "recipe/suggest.h"
 
 namespace fs = std::filesystem;
 
 namespace loft {
 
+// Factories by kind. A load registers into a fresh staging Factories; the registry's own tables take its entries
+// only once every check passed, so nothing of a refused plugin (whose library is then unloaded) stays behind.
 struct PluginRegistry::Factories : Registrar {
   std::map<std::string, std::map<std::string, ErasedFactory>> by_kind;  // kind -> name -> factory
-  std::vector<std::string> added;  // "kind/name" registered during the current load
-  std::vector<std::string> clashes;
+  std::vector<std::string> added;  // "kind/name" in registration order
+  std::map<std::string, std::string> owner;  // "kind/name" -> "plugin kind/name (library file)" that registered it
 
   void add_erased(const char* kind, const std::string& name, ErasedFactory f) override {
-    std::string qualified = std::string(kind) + "/" + name;
-    if (!by_kind[kind].emplace(name, std::move(f)).second) clashes.push_back(qualified);
-    added.push_back(qualified);
+    by_kind[kind][name] = std::move(f);
+    added.push_back(std::string(kind) + "/" + name);
+  }
+
+  // One line per name of `staged` this registry already has ("quantizer/x, already registered by ... (file)"),
+  // and per name `staged` registered twice.
+  std::vector<std::string> clashes_with(const Factories& staged) const {
+    std::vector<std::string> out;
+    std::set<std::string> seen;
+    for (const auto& q : staged.added) {
+      if (auto it = owner.find(q); it != owner.end()) {
+        out.push_back(fmt::format("{}, already registered by {}", q, it->second));
+      } else if (!seen.insert(q).second) {
+        out.push_back(fmt::format("{} twice", q));
+      }
+    }
+    return out;
+  }
+  void take(Factories&& staged, const std::string& plugin) {
+    for (const auto& q : staged.added) owner.emplace(q, plugin);
+    for (auto& [kind, table] : staged.by_kind) {
+      for (auto& e : table) by_kind[kind].emplace(e.first, std::move(e.second));
+    }
   }
 };
 
@@ -42,22 +69,24 @@ std::vector<boost::dll::shared_library>& loaded_libraries() {
   return *libraries;
 }
 
-std::string fingerprint_mismatch(const loft_build_fingerprint& host, const loft_build_fingerprint& plugin) {
-  auto text = [](const char* s) { return std::string(s ? s : "(null)"); };
-  auto major = [](const std::string& compiler) { return compiler.substr(0, compiler.find('.')); };
-  std::vector<std::string> diffs;
-  if (host.sdk_abi != plugin.sdk_abi) diffs.push_back(fmt::format("SDK ABI {} vs host {}", plugin.sdk_abi, host.sdk_abi));
-  if (text(host.torch_version) != text(plugin.torch_version))
-    diffs.push_back(fmt::format("torch {} vs host {}", text(plugin.torch_version), text(host.torch_version)));
-  if (host.cuda_runtime / 1000 != plugin.cuda_runtime / 1000)
-    diffs.push_back(fmt::format("CUDA runtime {} vs host {}", plugin.cuda_runtime, host.cuda_runtime));
-  if (host.cxx11_abi != plugin.cxx11_abi)
-    diffs.push_back(fmt::format("_GLIBCXX_USE_CXX11_ABI {} vs host {}", plugin.cxx11_abi, host.cxx11_abi));
-  if (major(text(host.compiler)) != major(text(plugin.compiler)))
-    diffs.push_back(fmt::format("compiler {} vs host {}", text(plugin.compiler), text(host.compiler)));
-  std::string out;
-  for (const auto& d : diffs) out += (out.empty() ? "" : "; ") + d;
-  return out;
+// Compute capabilities (major, minor) of every visible CUDA device, queried once per process; empty without a
+// driver or device. The first query initialises the CUDA driver (no context), only for plugins with CUDA code.
+const std::vector<std::pair<int, int>>& visible_gpu_capabilities() {
+  static const std::vector<std::pair<int, int>> capabilities = [] {
+    std::vector<std::pair<int, int>> out;
+    const int n = c10::cuda::device_count();  // noexcept: 0 without a driver or device
+    for (int i = 0; i < n; ++i) {
+      int major = 0, minor = 0;
+      if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, i) != cudaSuccess ||
+          cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, i) != cudaSuccess) {
+        (void)cudaGetLastError();
+        continue;
+      }
+      out.emplace_back(major, minor);
+    }
+    return out;
+  }();
+  return capabilities;
 }
 
 }  // namespace
@@ -167,36 +196,65 @@ Status PluginRegistry::load(const std::string& kind, const std::string& name) {
         "against this loft SDK",
         qualified, file, abi, LOFT_SDK_ABI_VERSION));
   }
-  const loft_plugin_descriptor* d = library.get<const loft_plugin_descriptor*()>(LOFT_PLUGIN_DESCRIBE_SYMBOL)();
-  if (!d || d->abi_version != LOFT_SDK_ABI_VERSION || d->struct_size < sizeof(loft_plugin_descriptor)) {
-    return Status::FailedPrecondition(fmt::format("plugin {}: {} returned an invalid descriptor", qualified, file));
+  auto descriptor = read_descriptor(library.get<const loft_plugin_descriptor*()>(LOFT_PLUGIN_DESCRIBE_SYMBOL)());
+  if (!descriptor.ok()) {
+    return Status::FailedPrecondition(fmt::format("plugin {}: invalid descriptor in {}: {}; rebuild the plugin "
+                                                  "against this loft SDK",
+                                                  qualified, file, descriptor.status().message()));
   }
+  const loft_plugin_descriptor& d = descriptor.value();
   const loft_build_fingerprint host = LOFT_BUILD_FINGERPRINT;
-  if (std::string diff = fingerprint_mismatch(host, d->fingerprint); !diff.empty()) {
+  if (std::string diff = fingerprint_mismatch(host, d.fingerprint, kind); !diff.empty()) {
     return Status::FailedPrecondition(fmt::format(
         "plugin {}: {} was built differently from this loft ({}); rebuild it with the same toolchain", qualified,
         file, diff));
   }
-  if (!d->name || qualified != d->name) {
+  if (!d.name || qualified != d.name) {
     return Status::FailedPrecondition(fmt::format("plugin {}: {} calls itself '{}' but its manifest {} says '{}'",
-                                                  qualified, file, d->name ? d->name : "", m->manifest_path.string(),
+                                                  qualified, file, d.name ? d.name : "", m->manifest_path.string(),
                                                   qualified));
   }
-  factories_->added.clear();
-  factories_->clashes.clear();
+  if (d.cuda_architectures) {  // absent (an older layout) or null: the plugin declares no CUDA code
+    auto codes = parse_cuda_architectures(d.cuda_architectures);
+    if (!codes.ok()) {
+      return Status::FailedPrecondition(fmt::format("plugin {}: {} declares unusable CUDA architectures: {}; rebuild "
+                                                    "it with loft_add_plugin",
+                                                    qualified, file, codes.status().message()));
+    }
+    const auto& gpus = visible_gpu_capabilities();
+    for (size_t i = 0; i < gpus.size(); ++i) {
+      if (std::string why = cuda_architecture_refusal(codes.value(), gpus[i].first, gpus[i].second); !why.empty()) {
+        return Status::FailedPrecondition(fmt::format(
+            "plugin {}: {} has no CUDA code for GPU cuda:{}: {}; rebuild it with TORCH_CUDA_ARCH_LIST including "
+            "{}.{}",
+            qualified, file, i, why, gpus[i].first, gpus[i].second));
+      }
+    }
+  }
+  // Registration goes into a staging table; the registry takes it only if every check below passes.
+  Factories staged;
   const char* error = nullptr;
-  if (d->register_plugin(factories_.get(), &error) != 0) {
+  if (d.register_plugin(&staged, &error) != 0) {
     return Status::Internal(fmt::format("plugin {}: registration failed in {}: {}", qualified, file,
                                         error ? error : "no message"));
   }
-  if (!factories_->clashes.empty()) {
-    return Status::FailedPrecondition(fmt::format("plugin {}: {} registers {} which another plugin already registered",
-                                                  qualified, file, fmt::join(factories_->clashes, ", ")));
+  if (staged.added.empty()) {
+    return Status::FailedPrecondition(fmt::format("plugin {}: {} registered nothing; its register function must call "
+                                                  "registrar.add_{}(\"{}\", ...)",
+                                                  qualified, file, kind, name));
   }
-  if (std::find(factories_->added.begin(), factories_->added.end(), qualified) == factories_->added.end()) {
-    return Status::FailedPrecondition(fmt::format("plugin {}: {} registered [{}] but not {}", qualified, file,
-                                                  fmt::join(factories_->added, ", "), qualified));
+  if (auto clashes = factories_->clashes_with(staged); !clashes.empty()) {
+    return Status::FailedPrecondition(fmt::format("plugin {}: {} registers {}; names are unique per kind, rename one "
+                                                  "of them",
+                                                  qualified, file, fmt::join(clashes, "; ")));
   }
+  if (std::find(staged.added.begin(), staged.added.end(), qualified) == staged.added.end()) {
+    return Status::FailedPrecondition(fmt::format("plugin {}: {} registered [{}] but not {}; its manifest {} says it "
+                                                  "is a {} named '{}'",
+                                                  qualified, file, fmt::join(staged.added, ", "), qualified,
+                                                  m->manifest_path.string(), kind, name));
+  }
+  factories_->take(std::move(staged), fmt::format("{} ({})", qualified, file));
   loaded_libraries().push_back(std::move(library));
   loaded_[qualified] = true;
   return Status::Ok();

@@ -7,8 +7,11 @@
 namespace loft {
 
 // y = x Wᵀ through at::linear; `weight` [out, in] is used as given (dtype, device, layout). state() is {"weight"}.
+// Methods keep QuantizedLinear's contract (loft/quantizer.h): kernels on the current stream, no device sync;
+// to(device, non_blocking) is at::Tensor::to. Answers no extension ids.
 class DenseLinear final : public QuantizedLinear {
  public:
+  // Shares `weight` (no copy): the caller must not write to it afterwards. Throws c10::Error unless it is 2-D.
   explicit DenseLinear(at::Tensor weight);
   at::Tensor forward(const at::Tensor& x) const override;
   at::Tensor dequantize(c10::ScalarType dtype) const override;

@@ -9,8 +9,10 @@
 namespace loft {
 
 // y = x · Wᵀ where W = weight.dequantize(x.scalar_type()), without bias. Differentiable w.r.t. x only:
-// dx = dy · W, with W dequantized again in backward. `weight` must outlive the autograd graph that uses it
-// (the host's model owns every QuantizedLinear for the run). Works on any device the storage is on.
+// dx = dy · W, with W dequantized again in backward. `weight` is borrowed and must outlive the autograd graph that
+// uses it (the host's model owns every QuantizedLinear for the run). Works on any device the storage is on.
+// Forward runs on the current stream of x's device, backward on the stream autograd runs it on; neither
+// synchronises. Throws c10::Error when x's last dimension is not weight.in_features() (or what dequantize throws).
 at::Tensor dequantized_linear(const at::Tensor& x, const QuantizedLinear& weight);
 
 }  // namespace loft

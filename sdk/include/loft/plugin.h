@@ -1,5 +1,12 @@
 // Include once in a plugin's main source and write LOFT_PLUGIN("kind/name", register_fn): it defines the two
-// exported C symbols. register_fn has the signature void(loft::Registrar&).
+// exported C symbols and the plugin's descriptor (loft/abi.h), with this build's fingerprint and, for plugins with
+// CUDA sources, the architectures loft_add_plugin passes.
+//
+// register_fn has the signature void(loft::Registrar&). The host calls it once, on the loading thread, before any
+// factory runs; no CUDA work belongs there (no stream is set up yet). It may throw std::exception: the trampoline
+// turns that into the descriptor's error and the host refuses the plugin with the message. It must register
+// exactly the plugin's own name under its manifest's kind (more names of any kind are allowed); the host keeps
+// nothing from a plugin whose registration fails.
 #pragma once
 
 #include <exception>
@@ -32,6 +39,7 @@
   LOFT_PLUGIN_EXPORT const loft_plugin_descriptor* loft_plugin_describe(void) {                      \
     static const loft_plugin_descriptor descriptor{LOFT_SDK_ABI_VERSION, sizeof(loft_plugin_descriptor), \
                                                    PLUGIN_NAME, LOFT_BUILD_FINGERPRINT,                \
-                                                   &loft_plugin_register_trampoline};                  \
+                                                   &loft_plugin_register_trampoline,                   \
+                                                   LOFT_BUILD_CUDA_ARCHITECTURES};                     \
     return &descriptor;                                                                               \
   }

@@ -11,6 +11,8 @@ namespace loft {
 enum class StatusCode { kOk = 0, kInvalidArgument, kNotFound, kFailedPrecondition, kInternal, kIoError };
 
 // A success or an error with a message that says what, where and how to fix. Cheap to copy; thread-compatible.
+// Plain value type: no method throws (other than std::bad_alloc when copying a message), blocks or touches CUDA.
+// Across the plugin boundary it travels by value, so each side owns its copy.
 // [[nodiscard]]: a call that returns a Status and whose result is ignored is a compiler warning.
 class [[nodiscard]] Status {
  public:
@@ -40,8 +42,9 @@ class BadStatusOrAccess : public std::logic_error {
       : std::logic_error("StatusOr::value() called on an error: " + status.message()) {}
 };
 
-// A value or the Status that explains why there is none. Constructed from an OK status (which explains nothing), it
-// holds an kInternal error saying so instead. value() on an error throws BadStatusOrAccess.
+// A value or the Status that explains why there is none. Owns its value. Constructed from an OK status (which
+// explains nothing), it holds a kInternal error saying so instead. value() on an error throws BadStatusOrAccess;
+// nothing else throws (beyond T's own copy and move). Never blocks, never touches CUDA.
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
