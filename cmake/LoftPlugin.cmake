@@ -2,8 +2,8 @@
 #
 # Builds a loft plugin: a MODULE library with hidden visibility and no undefined symbols, linked to the SDK and
 # LibTorch, with its plugin.toml copied beside the .so. TORCH_FREE (dataset plugins): linked to the torch-free
-# libloft_sdk_core only, compiled without any torch or CUDA header (its fingerprint says torch "none"). The manifest's `library` key names the file
-# (lib<target>.so). Installed with the SDK as part of the `loft` CMake package, so out-of-tree plugins use it too.
+# libloft_sdk_core only, compiled without any torch or CUDA header (its fingerprint says torch "none"). The
+# manifest's `library` key names the file (lib<target>.so). Installed with the SDK as part of the `loft` CMake package, so out-of-tree plugins use it too.
 #
 # A plugin with CUDA sources (.cu in SOURCES) declares the architectures its device code was built for (the
 # descriptor's cuda_architectures, see loft/abi.h): the host refuses it at load on a GPU it has no code for. The
