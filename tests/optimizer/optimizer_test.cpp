@@ -431,7 +431,7 @@ std::vector<TokenizedExample> counting_data(int n) {
 }
 
 fs::path temp_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("loft_optimizer_test_" + std::to_string(::getpid())) / name;
+  auto d = std::filesystem::temp_directory_path() / ("loft_optimizer_test_" + std::to_string(::getpid())) / name;
   EXPECT_TRUE(remove_tree(d).ok());
   return d;
 }

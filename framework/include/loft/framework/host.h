@@ -4,6 +4,9 @@
 #include <memory>
 #include <string>
 
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
 #include "loft/host_context.h"
 #include "loft/options.h"
 #include "loft/status.h"
