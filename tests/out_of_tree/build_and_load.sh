@@ -3,7 +3,8 @@
 # find_package(loft) and has `loft` load and use them:
 #  - plugin/: a dataset plugin against the torch-free SDK core (find_package(loft COMPONENTS core), no LibTorch, no
 #    CUDA): its compile lines name no torch include folder and the library needs no torch or CUDA library;
-#  - quantizer/: a quantizer plugin against the whole SDK (LibTorch), which a short `loft run` trains on.
+#  - quantizer/: a quantizer plugin against the whole SDK (LibTorch), which a short `loft run` trains on;
+#  - lora_plus/: a PEFT plugin (LoRA with LoRA+ learning rates through parameter groups) that trains the demo model.
 set -euo pipefail
 build=$1 src=$2 loft=$3 torch_dir=$4
 src_root=$(cd "$src/.." && pwd)
@@ -54,4 +55,24 @@ repo=$(cd "$src_root/../.." && pwd)
   --plugin-path "$work/quantizer/plugins" 2>&1 | tee "$work/run.txt"
 grep -q 'quantizer/oot_half' "$work/run.txt" || fail "the run did not use quantizer/oot_half"
 [ "$(grep -c '"step"' "$work/runs/oot/metrics.jsonl")" = 3 ] || fail "the run did not train 3 steps"
+
+# --- LoRA+ from outside the tree: its parameter groups reach the optimizer and the loss falls.
+cmake -S "$src_root/lora_plus" -B "$work/lora_plus" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DTorch_DIR="$torch_dir" -DTORCH_CUDA_ARCH_LIST="7.5;9.0" "${launcher[@]}" >"$work/lora_plus-configure.log" 2>&1 \
+  || { cat "$work/lora_plus-configure.log"; exit 1; }
+cmake --build "$work/lora_plus" >"$work/lora_plus-build.log" 2>&1 || { cat "$work/lora_plus-build.log"; exit 1; }
+"$loft" run "$repo/recipes/demo.toml" peft.type=oot_lora_plus \
+  'peft.targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]' peft.ratio=8 model.dtype=fp32 model.device=cpu \
+  train.max_steps=40 train.log_every=1 train.lr=1e-3 "output.dir=\"$work/runs\"" "output.name=\"lora_plus\"" \
+  --plugin-path "$work/lora_plus/plugins" 2>&1 | tee "$work/lora_plus.txt"
+grep -Eq 'parameter group lora_B: [0-9]+ tensors, lr x 8' "$work/lora_plus.txt" || fail "no lora_B group at lr x 8"
+grep -Eq 'parameter group lora_A: [0-9]+ tensors, lr x 1\b' "$work/lora_plus.txt" || fail "no lora_A group at lr x 1"
+"${LOFT_PYTHON:-python3}" - "$work/runs/lora_plus/metrics.jsonl" <<'PY' || fail "the LoRA+ run's loss did not fall"
+import json, sys
+losses = [json.loads(line)["loss"] for line in open(sys.argv[1])]
+first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+print(f"LoRA+ (out of tree): mean loss of the first 5 steps {first:.3f}, of the last 5 {last:.3f}")
+sys.exit(0 if len(losses) == 40 and last < first - 0.1 else 1)
+PY
+[ -f "$work/runs/lora_plus/adapter/adapter_model.safetensors" ] || fail "no adapter written"
 echo "out-of-tree plugins built against the installed SDK and loaded"
