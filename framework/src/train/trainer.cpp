@@ -12,11 +12,22 @@
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/_foreach_div.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/clamp_max.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/randperm.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include <torch/cuda.h>
+#include <torch/serialize.h>
 
 #include "loft/adamw.h"
 #include "loft/framework/atomic_file.h"
@@ -191,7 +202,7 @@ std::vector<const TokenizedExample*> Trainer::examples_for_step(int64_t step) {
     const int64_t global = step * per_step + k, epoch = global / n, index = global % n;
     if (state_->order_epoch != epoch) {
       auto gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed * 1000003ull + static_cast<uint64_t>(epoch));
-      auto perm = torch::randperm(n, gen, torch::kLong);
+      auto perm = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));
       state_->order.assign(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + n);
       state_->order_epoch = epoch;
     }
