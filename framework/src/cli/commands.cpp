@@ -188,6 +188,15 @@ int cmd_plugins(const std::vector<std::string>& args) {
   return kExitUsage;
 }
 
+// The CLI alone turns a Status into an exit code: 0 ok, 2 when the user's input is at fault (kInvalidArgument,
+// kNotFound), 1 for any other failure. The message is logged once, here.
+static int finish(const Status& status) {
+  if (status.ok()) return kExitOk;
+  spdlog::error("{}", status.message());
+  const bool bad_input = status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound;
+  return bad_input ? kExitUsage : kExitFailure;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
@@ -210,7 +219,7 @@ int cmd_run(const std::vector<std::string>& args) {
   RunOptions run_options;
   run_options.resume_dir = resume;
   run_options.stop_after_step = stop_after;
-  return run_recipe(recipe, registry, run_options);
+  return finish(run_recipe(recipe, registry, run_options));
 }
 
 int cmd_data(const std::vector<std::string>& args) {
@@ -287,7 +296,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   PluginRegistry registry;
   ResolvedRecipe recipe;
   if (!load_one_recipe("eval", c, usage, registry, &recipe)) return kExitUsage;
-  return eval_recipe(recipe, registry, eval);
+  return finish(eval_recipe(recipe, registry, eval));
 }
 
 int cmd_merge(const std::vector<std::string>& args) {
@@ -307,14 +316,14 @@ int cmd_merge(const std::vector<std::string>& args) {
   if (loft::fs::is_regular_file(c.positional[0])) {
     ResolvedRecipe recipe;
     if (!load_one_recipe("merge", c, usage, registry, &recipe)) return kExitUsage;
-    return merge_recipe(recipe, registry, {}, out);
+    return finish(merge_recipe(recipe, registry, {}, out));
   }
   if (c.positional.size() != 1) {
     std::fprintf(stderr, "loft merge: name one run folder and --out\nusage: %s\n", usage);
     return kExitUsage;
   }
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
-  return merge_run(c.positional[0], registry, out);
+  return finish(merge_run(c.positional[0], registry, out));
 }
 
 }  // namespace loft::cli

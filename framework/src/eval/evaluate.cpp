@@ -67,39 +67,16 @@ std::string EvalSummary::to_json() const {
   return j.dump(2) + "\n";
 }
 
-int eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options) {
-  auto components = instantiate(recipe, registry);
-  if (!components.ok()) {
-    spdlog::error("{}", components.status().message());
-    return 1;
-  }
-  auto& c = components.value();
-  const fs::path model_dir = recipe.sections.at("model").string("path");
-  auto tokenizer = Tokenizer::from_file(model_dir / "tokenizer.json");
-  if (!tokenizer.ok()) {
-    spdlog::error("{}", tokenizer.status().message());
-    return 2;
-  }
-  auto model = build_model(recipe, c);
-  if (!model.ok()) {
-    spdlog::error("{}", model.status().message());
-    return 2;
-  }
-  auto& lm = *model.value();
-  if (!options.run_dir.empty()) {
-    auto checkpoint = latest_checkpoint(options.run_dir);
-    if (!checkpoint.ok()) {
-      spdlog::error("--run {}", checkpoint.status().message());
-      return 2;
-    }
-    const fs::path file = checkpoint.value() / "trainable.pt";
-    if (auto st = load_trainable_tensors(lm.trainable_parameters(), file); !st.ok()) {
-      spdlog::error("{}", st.message());
-      return 2;
-    }
-    spdlog::info("evaluating the tensors trained in {}", file.string());
-  }
-  const Tokenizer& tok = tokenizer.value();
+Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options) {
+  SessionOptions session_options;
+  session_options.trained_run = options.run_dir;
+  auto session = open_session(recipe, registry, session_options);
+  if (!session.ok()) return session.status();
+  Session& s = session.value();
+  auto& c = s.components;
+  auto& lm = *s.model;
+  if (!s.trained_file.empty()) spdlog::info("evaluating the tensors trained in {}", s.trained_file.string());
+  const Tokenizer& tok = *s.tokenizer;
   GenerationConfig gen;
   gen.max_new_tokens = options.max_new_tokens;
   if (auto eos = tok.eos_id()) gen.stop_token_ids.push_back(*eos);
@@ -116,10 +93,8 @@ int eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Ev
       prompts.emplace_back(ids.begin(), ids.end());
     }
     auto out = generate(lm, prompts, gen);
-    if (!out.ok()) {
-      spdlog::error("{}", out.status().message());
-      return 1;
-    }
+    if (!out.ok()) return out.status().code() == StatusCode::kInvalidArgument ? Status::Internal(out.status().message())
+                                                                               : out.status();
     for (size_t k = 0; k < samples.size(); ++k) {
       const auto& ids = out.value()[k];
       items.push_back(grade_generation(tok.decode(std::vector<int32_t>(ids.begin(), ids.end()), true), samples[k]));
@@ -129,13 +104,10 @@ int eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Ev
   const EvalSummary summary = summarize(items);
   std::printf("%s", summary.table().c_str());
   if (!options.run_dir.empty()) {
-    if (auto st = write_file_atomically(options.run_dir / "eval.json", summary.to_json()); !st.ok()) {
-      spdlog::error("{}", st.message());
-      return 1;
-    }
+    if (auto st = write_file_atomically(options.run_dir / "eval.json", summary.to_json()); !st.ok()) return st;
     spdlog::info("wrote {}", (options.run_dir / "eval.json").string());
   }
-  return 0;
+  return Status::Ok();
 }
 
 }  // namespace loft

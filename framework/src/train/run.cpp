@@ -1,6 +1,8 @@
 // run_recipe: from a validated recipe to a trained run folder.
-#include "loft/framework/files.h"
 #include "loft/framework/run.h"
+
+#include "loft/error_message.h"
+#include "loft/framework/files.h"
 
 #include <unistd.h>
 
@@ -47,6 +49,14 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
 
 
 namespace {
+
+// The session layer says which errors are the user's input (kInvalidArgument: exit 2 at the CLI) and which are
+// failures of the run (exit 1), whatever code the layer below chose.
+Status input_error(const Status& st) { return st.ok() ? st : Status::InvalidArgument(st.message()); }
+Status runtime_error(const Status& st) {
+  if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kNotFound) return Status::Internal(st.message());
+  return st;
+}
 
 std::string gib(double bytes) { return fmt::format("{:.2f}GiB", bytes / (1024.0 * 1024 * 1024)); }
 
@@ -151,54 +161,65 @@ Status save_merged_model(const Qwen2Model& lm, const fs::path& model_dir, const 
   return Status::Ok();
 }
 
-int merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir, const fs::path& out) {
+StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& registry, const SessionOptions& options) {
+  Session s;
   auto components = instantiate(recipe, registry);
-  if (!components.ok()) {
-    spdlog::error("{}", components.status().message());
-    return 1;
+  if (!components.ok()) return runtime_error(components.status());
+  s.components = std::move(components).value();
+  const RunComponents& c = s.components;
+  std::string plugins;
+  for (const char* kind : kPluginKinds) plugins += fmt::format(" {}/{}", kind, recipe.plugin_types.at(kind));
+  spdlog::info("device {}, dtype {}, seed {}; plugins:{}", c.context->device().str(),
+               c10::toString(c.context->compute_dtype()), c.context->seed(), plugins);
+  s.model_dir = recipe.sections.at("model").string("path");
+  if (options.tokenizer) {
+    auto tokenizer = Tokenizer::from_file(s.model_dir / "tokenizer.json");
+    if (!tokenizer.ok()) return input_error(tokenizer.status());
+    s.tokenizer.emplace(std::move(tokenizer).value());
   }
-  auto model = build_model(recipe, components.value());
-  if (!model.ok()) {
-    spdlog::error("{}", model.status().message());
-    return 2;
-  }
-  std::string source = recipe.sections.at("peft").string("adapter_path");
-  if (!run_dir.empty()) {
-    auto checkpoint = latest_checkpoint(run_dir);
-    if (!checkpoint.ok()) {
-      spdlog::error("{}", checkpoint.status().message());
-      return 2;
+  auto model = build_model(recipe, s.components);
+  if (!model.ok()) return input_error(model.status());
+  s.model = std::move(model).value();
+  if (!options.trained_run.empty()) {
+    auto checkpoint = latest_checkpoint(options.trained_run);
+    if (!checkpoint.ok()) return Status::InvalidArgument(options.trained_run_flag + " " + checkpoint.status().message());
+    s.trained_file = checkpoint.value() / "trainable.pt";
+    if (auto st = load_trainable_tensors(s.model->trainable_parameters(), s.trained_file); !st.ok()) {
+      return input_error(st);
     }
-    const fs::path file = checkpoint.value() / "trainable.pt";
-    if (auto st = load_trainable_tensors(model.value()->trainable_parameters(), file); !st.ok()) {
-      spdlog::error("{}", st.message());
-      return 2;
-    }
-    source = file.string();
   }
-  if (source.empty()) {
-    spdlog::error("loft merge: nothing to merge: name a run folder, or a recipe with peft.adapter_path set");
-    return 2;
-  }
-  const fs::path model_dir = recipe.sections.at("model").string("path");
-  if (auto st = save_merged_model(*model.value(), model_dir, out); !st.ok()) {
-    spdlog::error("{}", st.message());
-    return 1;
-  }
-  spdlog::info("merged {} into {}", source, out.string());
-  return 0;
+  return s;
 }
 
-int merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out) {
+Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir, const fs::path& out) {
+  SessionOptions options;
+  options.tokenizer = false;
+  options.trained_run = run_dir;
+  auto session = open_session(recipe, registry, options);
+  if (!session.ok()) return session.status();
+  const Session& s = session.value();
+  std::string source = s.trained_file.empty() ? recipe.sections.at("peft").string("adapter_path") : s.trained_file.string();
+  if (source.empty()) {
+    return Status::InvalidArgument("loft merge: nothing to merge: name a run folder, or a recipe with peft.adapter_path set");
+  }
+  if (auto st = save_merged_model(*s.model, s.model_dir, out); !st.ok()) return runtime_error(st);
+  spdlog::info("merged {} into {}", source, out.string());
+  return Status::Ok();
+}
+
+Status merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out) {
   auto parsed = parse_recipe_file(run_dir / "recipe.toml");
   if (!parsed.ok()) {
-    spdlog::error("{} (is {} a loft run folder?)", parsed.status().message(), run_dir.string());
-    return 2;
+    return Status::InvalidArgument(
+        fmt::format("{} (is {} a loft run folder?)", parsed.status().message(), run_dir.string()));
   }
   ResolvedRecipe recipe;
   auto diags = validate_recipe(parsed.value(), registry, &recipe);
-  for (const auto& d : diags) spdlog::error("{}", d.str());
-  if (!diags.empty()) return 2;
+  if (!diags.empty()) {
+    std::string all;
+    for (const auto& d : diags) all += (all.empty() ? "" : "\n") + d.str();
+    return Status::InvalidArgument(all);
+  }
   return merge_recipe(recipe, registry, run_dir, out);
 }
 
@@ -244,56 +265,33 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   return model;
 }
 
-int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
-  auto components = instantiate(recipe, registry);
-  if (!components.ok()) {
-    spdlog::error("{}", components.status().message());
-    return 1;
-  }
-  auto& c = components.value();
-  const Options& model_opts = recipe.sections.at("model");
-  const fs::path model_dir = model_opts.string("path");
-  std::string plugins;
-  for (const char* kind : kPluginKinds) plugins += fmt::format(" {}/{}", kind, recipe.plugin_types.at(kind));
-  spdlog::info("device {}, dtype {}, seed {}; plugins:{}", c.context->device().str(),
-               c10::toString(c.context->compute_dtype()), c.context->seed(), plugins);
+Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
+  auto session = open_session(recipe, registry, SessionOptions{});
+  if (!session.ok()) return session.status();
+  Session& s = session.value();
+  RunComponents& c = s.components;
+  const fs::path& model_dir = s.model_dir;
+  const Tokenizer& tokenizer = *s.tokenizer;
+  auto& lm = *s.model;
 
-  auto tokenizer = Tokenizer::from_file(model_dir / "tokenizer.json");
-  if (!tokenizer.ok()) {
-    spdlog::error("{}", tokenizer.status().message());
-    return 2;
-  }
   TokenizeStats stats;
-  auto examples = tokenize_dataset(tokenizer.value(), *c.dataset, recipe.sections.at("dataset").integer("max_length"), &stats);
-  if (!examples.ok()) {
-    spdlog::error("{}", examples.status().message());
-    return 1;
-  }
+  auto examples = tokenize_dataset(tokenizer, *c.dataset, recipe.sections.at("dataset").integer("max_length"), &stats);
+  if (!examples.ok()) return runtime_error(examples.status());
   spdlog::info("dataset: {} samples -> {} examples, {} label tokens ({} truncated, {} dropped: prompt too long)",
                c.dataset->size(), stats.examples, stats.label_tokens, stats.truncated, stats.dropped);
 
-  auto built = build_model(recipe, c);
-  if (!built.ok()) {
-    spdlog::error("{}", built.status().message());
-    return 2;
-  }
-  auto& lm = *built.value();
-
   auto train_config = TrainConfig::from_options(recipe.sections.at("train"));
-  if (!train_config.ok()) {
-    spdlog::error("{}", train_config.status().message());
-    return 2;
-  }
+  if (!train_config.ok()) return input_error(train_config.status());
   TrainConfig tc = train_config.value();
-  tc.pad_id = tokenizer.value().pad_id().value_or(tokenizer.value().eos_id().value_or(0));
+  tc.pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
   tc.fp16_loss_scaling = c.context->compute_dtype() == c10::kHalf;
   if (recipe.sections.at("train").boolean("packing")) {
     const int64_t max_length = recipe.sections.at("dataset").integer("max_length");
     if (tc.pack_length == 0) tc.pack_length = max_length;
     if (tc.pack_length < max_length) {
-      spdlog::error("train.pack_length = {} is shorter than dataset.max_length = {}: an example may not fit a packed "
-                    "row; raise pack_length or lower max_length", tc.pack_length, max_length);
-      return 2;
+      return Status::InvalidArgument(
+          fmt::format("train.pack_length = {} is shorter than dataset.max_length = {}: an example may not fit a packed "
+                      "row; raise pack_length or lower max_length", tc.pack_length, max_length));
     }
   }
 
@@ -301,8 +299,7 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
                                ? fs::path(recipe.sections.at("output").string("dir")) / run_folder_name(recipe)
                                : options.resume_dir;
   if (auto st = fs::create_directories(run_dir); !st.ok()) {
-    spdlog::error("cannot create the run folder: {}", st.message());
-    return 1;
+    return Status::IoError("cannot create the run folder: " + st.message());
   }
   // Dropout draws from the default generators: seed them from train.seed (a resumed run restores their state).
   at::manual_seed(c.context->seed());
@@ -313,12 +310,9 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     auto trainable = lm.trainable_parameters();
     groups = resolve_param_groups(trainable, c.peft->param_groups(trainable), tc.weight_decay, peft_name);
   } catch (const std::exception& e) {
-    groups = Status::Internal(fmt::format("{}: cannot group the trainable tensors: {}", peft_name, e.what()));
+    groups = Status::Internal(fmt::format("{}: cannot group the trainable tensors: {}", peft_name, error_message(e)));
   }
-  if (!groups.ok()) {
-    spdlog::error("{}", groups.status().message());
-    return 1;
-  }
+  if (!groups.ok()) return runtime_error(groups.status());
   for (const auto& g : groups.value()) {
     spdlog::info("parameter group {}: {} tensors, lr x {}, weight decay {}", g.name, g.tensors.size(), g.lr_scale,
                  g.weight_decay);
@@ -328,25 +322,16 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     made = std::make_unique<Trainer>(tc, lm, examples.value(), run_dir, c.context->device(), std::move(c.optimizer),
                                      std::move(groups).value());
   } catch (const std::exception& e) {
-    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-    spdlog::error("cannot start training: {}", c10_error ? c10_error->what_without_backtrace() : e.what());
-    return 1;
+    return Status::Internal("cannot start training: " + error_message(e));
   }
   Trainer& trainer = *made;
   if (!options.resume_dir.empty()) {
     auto checkpoint = latest_checkpoint(run_dir);
-    if (!checkpoint.ok()) {
-      spdlog::error("--resume {}", checkpoint.status().message());
-      return 2;
-    }
-    if (auto st = trainer.load_checkpoint(checkpoint.value()); !st.ok()) {
-      spdlog::error("{}", st.message());
-      return 2;
-    }
+    if (!checkpoint.ok()) return Status::InvalidArgument("--resume " + checkpoint.status().message());
+    if (auto st = trainer.load_checkpoint(checkpoint.value()); !st.ok()) return input_error(st);
     spdlog::info("resumed from {} at step {}", checkpoint.value().string(), trainer.step());
   } else if (auto written = write_file_atomically(run_dir / "recipe.toml", recipe.to_toml()); !written.ok()) {
-    spdlog::error("{}", written.message());
-    return 1;
+    return runtime_error(written);
   }
   spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,
                tc.grad_accum);
@@ -356,22 +341,16 @@ int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const Run
     report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
   });
-  if (!st.ok()) {
-    spdlog::error("{}", st.message());
-    return 1;
-  }
+  if (!st.ok()) return runtime_error(st);
   auto saved = save_trained(lm, *c.peft, model_dir, run_dir);
-  if (!saved.ok()) {
-    spdlog::error("{}", saved.status().message());
-    return 1;
-  }
+  if (!saved.ok()) return runtime_error(saved.status());
   if (trainer.step() < trainer.total_steps()) {
     spdlog::info("stopped after step {} of {} (--stop-after); continue with --resume {}", trainer.step(),
                  trainer.total_steps(), run_dir.string());
   }
   spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
                saved.value().filename().string(), saved.value().string());
-  return 0;
+  return Status::Ok();
 }
 
 }  // namespace loft

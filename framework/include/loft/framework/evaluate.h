@@ -42,7 +42,8 @@ struct EvalOptions {
 };
 
 // Builds the recipe's model (and the run's trained tensors), generates greedily for the first `limit` samples and
-// grades them. Prints the table; writes eval.json into the run folder when there is one. Returns the exit code.
-int eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options);
+// grades them. Prints the table; writes eval.json into the run folder when there is one. Bad input is
+// kInvalidArgument; a failure of the run another code.
+Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options);
 
 }  // namespace loft

@@ -1,14 +1,18 @@
-// Running a validated recipe: build the host context, instantiate the recipe's plugins, prepare the run folder.
+// Running a validated recipe: build the host context, instantiate the recipe's plugins, build the model (one setup
+// path, open_session, for run, eval and merge), prepare the run folder. Functions return a Status: kInvalidArgument /
+// kNotFound when the user's input is at fault, other codes for failures of the run; the CLI maps them to exit codes.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/recipe.h"
+#include "loft/framework/tokenizer.h"
 #include "loft/plugin_interfaces.h"
 
 namespace loft {
@@ -36,12 +40,28 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
 // compute dtype, plus config.json and the tokenizer files copied from `model_dir`.
 Status save_merged_model(const Qwen2Model& model, const std::filesystem::path& model_dir, const std::filesystem::path& out);
 
+// What `loft run`, `loft eval` and `loft merge` set up alike, in this order: the recipe's plugins (instantiate), the
+// tokenizer, the model (build_model), and optionally the trainable tensors of a run's latest checkpoint.
+struct SessionOptions {
+  bool tokenizer = true;                  // read model.path/tokenizer.json
+  std::filesystem::path trained_run;      // a run folder whose latest checkpoint's trainable tensors are loaded
+  std::string trained_run_flag = "--run";  // how the user named that folder, for messages
+};
+struct Session {
+  RunComponents components;
+  std::optional<Tokenizer> tokenizer;  // set when SessionOptions::tokenizer
+  std::unique_ptr<Qwen2Model> model;   // refers to the components: destroyed first
+  std::filesystem::path model_dir;
+  std::filesystem::path trained_file;  // the checkpoint file loaded from trained_run, empty otherwise
+};
+StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& registry, const SessionOptions& options);
+
 // `loft merge RECIPE`: the recipe's model (peft.adapter_path loaded when set) and, when `run_dir` is not empty, that
-// run's latest checkpoint, written merged to `out`. Returns the exit code; refuses when there is nothing to merge.
-int merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
-                 const std::filesystem::path& out);
+// run's latest checkpoint, written merged to `out`. Refuses (kInvalidArgument) when there is nothing to merge.
+Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
+                    const std::filesystem::path& out);
 // `loft merge RUN_DIR`: merge_recipe with the run's own recipe.toml and its latest checkpoint.
-int merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry, const std::filesystem::path& out);
+Status merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry, const std::filesystem::path& out);
 
 struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
@@ -49,7 +69,7 @@ struct RunOptions {
 };
 
 // Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
-// (recipe.toml, metrics.jsonl, checkpoints/). Returns the process exit code (0 ok, 1 runtime failure, 2 bad input).
-int run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options = {});
+// (recipe.toml, metrics.jsonl, checkpoints/).
+Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options = {});
 
 }  // namespace loft
