@@ -31,6 +31,18 @@ expect 0 'optimizer +adamw +0\.1\.0' -- "$loft" plugins list
 expect 0 'optimizer +adamw_cpu +0\.1\.0' -- "$loft" plugins list
 expect 0 'max_level +int +default 5, >= 1, <= 5' -- "$loft" plugins describe dataset/synthetic
 expect 2 'no plugin named' -- "$loft" plugins describe nope
+# describe lists options in the manifest's order (not alphabetically): peft/lora declares r before alpha.
+describe=$("$loft" plugins describe peft/lora 2>&1)
+manifest=$(sed -n 's/^manifest: //p' <<<"$describe")
+want=$(sed -n 's/^\[options\.\([a-z0-9_]*\)\]$/\1/p' "$manifest" | tr '\n' ' ')
+got=$(awk '/^options:/ {on = 1; next} /^host options/ {on = 0} on && /^  [a-z0-9_]+ / {print $1}' <<<"$describe" | tr '\n' ' ')
+sorted=$(tr ' ' '\n' <<<"$want" | sed '/^$/d' | sort | tr '\n' ' ')
+if [ -z "$want" ] || [ "$want" = "$sorted" ] || [ "$got" != "$want" ]; then
+  echo "FAIL: plugins describe peft/lora lists options as [$got], manifest $manifest declares [$want]"
+  failures=$((failures + 1))
+else
+  echo "ok: plugins describe peft/lora lists options in manifest order: $got"
+fi
 
 # data: the dataset's samples as JSON lines, in MATH's shape.
 expect 0 '"level":"Level [1-5]".*"problem":.*"solution":.*boxed.*"type":' -- "$loft" data "$here/good_recipe.toml" --limit 2

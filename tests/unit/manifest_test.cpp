@@ -48,6 +48,31 @@ choices = ["kaiming", "zeros"]
   EXPECT_EQ(find_option(m.value().options, "init")->choices.size(), 2u);
 }
 
+TEST(Manifest, OptionsKeepTheManifestOrder) {
+  // Not alphabetical, and one option given as an inline table between two [options.x] sections.
+  auto m = read_manifest(write("order.toml", R"(name = "x"
+kind = "peft"
+version = "1"
+sdk_abi = 2
+library = "libx.so"
+[options.zeta]
+type = "int"
+default = 1
+[options]
+beta = { type = "string", default = "b" }
+[options.alpha]
+type = "bool"
+default = false
+[options.mid]
+type = "float"
+default = 0.5
+)"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  std::vector<std::string> names;
+  for (const auto& o : m.value().options) names.push_back(o.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"zeta", "beta", "alpha", "mid"}));
+}
+
 TEST(Manifest, IntOptionsTakeIntegerChoices) {
   const std::string head = "name = \"x\"\nkind = \"quantizer\"\nversion = \"1\"\nsdk_abi = 2\nlibrary = \"libx.so\"\n";
   auto m = read_manifest(write("intchoices.toml", head + "[options.blocksize]\ntype = \"int\"\ndefault = 64\n"

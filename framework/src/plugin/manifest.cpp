@@ -2,6 +2,10 @@
 #include "loft/framework/files.h"
 #include "loft/framework/manifest.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
@@ -118,7 +122,18 @@ StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_pat
   m.sdk_abi = static_cast<uint32_t>(abi->get());
   m.library_path = fs::absolute(manifest_path.parent_path() / library);
   if (const auto* options = root.get_as<toml::table>("options")) {
-    for (const auto& [key, node] : *options) {
+    // toml::table iterates its keys sorted; the schema keeps the manifest's order (what `loft plugins describe`
+    // prints), so the options are taken in the order of their source positions.
+    std::vector<std::pair<const toml::key*, const toml::node*>> in_order;
+    for (const auto& [key, node] : *options) in_order.emplace_back(&key, &node);
+    std::stable_sort(in_order.begin(), in_order.end(), [](const auto& a, const auto& b) {
+      const auto& x = a.first->source().begin;
+      const auto& y = b.first->source().begin;
+      return x.line != y.line ? x.line < y.line : x.column < y.column;
+    });
+    for (const auto& [key_ptr, node_ptr] : in_order) {
+      const toml::key& key = *key_ptr;
+      const toml::node& node = *node_ptr;
       const auto* t = node.as_table();
       if (!t) {
         return Status::InvalidArgument(fmt::format("{}: [options.{}] must be a table", where(manifest_path, node.source()),
