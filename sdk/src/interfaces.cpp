@@ -12,6 +12,7 @@ namespace loft {
 LogSink::~LogSink() = default;
 HostContext::~HostContext() = default;
 QuantizedLinear::~QuantizedLinear() = default;
+bool QuantizedLinear::visit_storage(const StorageVisitor&) { return false; }
 Quantizer::~Quantizer() = default;
 Adapter::~Adapter() = default;
 PeftMethod::~PeftMethod() = default;
