@@ -2,13 +2,18 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <ATen/core/Tensor.h>
 
 namespace loft {
+
+// Called once per tensor of a QuantizedLinear's storage with its state() name and the member itself, by reference.
+using StorageVisitor = std::function<void(std::string_view name, at::Tensor& tensor)>;
 
 // One frozen weight W [out_features, in_features] in a quantizer's storage. Not thread-safe to move (`to`) while
 // another thread runs forward.
@@ -25,6 +30,12 @@ class QuantizedLinear {
   virtual std::map<std::string, at::Tensor> state() const = 0;
   // Moves the storage (offload strategies call this; non_blocking from pinned host memory).
   virtual void to(c10::Device device, bool non_blocking) = 0;
+  // Offload strategies: calls `visit` with every defined tensor of the storage (the state() tensors, by reference),
+  // so a strategy can re-home it (assign a tensor of the same sizes, dtype and values: a view into a pinned arena, a
+  // device buffer) or swap its bytes in place (loft::refill_storage). All of them must be on one device whenever
+  // forward or dequantize runs. Returns false when the storage cannot be visited (the default): the strategy falls
+  // back to to(). May throw what `visit` throws; never blocks by itself.
+  virtual bool visit_storage(const StorageVisitor& visit);
   virtual int64_t out_features() const = 0;
   virtual int64_t in_features() const = 0;
 };
