@@ -14,6 +14,10 @@ at::Tensor DenseLinear::dequantize(c10::ScalarType dtype) const { return weight_
 int64_t DenseLinear::storage_bytes() const { return static_cast<int64_t>(weight_.nbytes()); }
 std::map<std::string, at::Tensor> DenseLinear::state() const { return {{"weight", weight_}}; }
 void DenseLinear::to(c10::Device device, bool non_blocking) { weight_ = weight_.to(device, non_blocking); }
+bool DenseLinear::visit_storage(const StorageVisitor& visit) {
+  visit("weight", weight_);
+  return true;
+}
 int64_t DenseLinear::out_features() const { return weight_.size(0); }
 int64_t DenseLinear::in_features() const { return weight_.size(1); }
 

@@ -8,6 +8,7 @@
 namespace loft {
 
 QuantizedLinear::~QuantizedLinear() = default;
+bool QuantizedLinear::visit_storage(const StorageVisitor&) { return false; }
 Quantizer::~Quantizer() = default;
 Adapter::~Adapter() = default;
 PeftMethod::~PeftMethod() = default;

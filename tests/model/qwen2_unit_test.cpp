@@ -226,20 +226,28 @@ TEST(Qwen2Plugins, AdaptersAndTrainableParameters) {
 
 class CountingOffload final : public OffloadStrategy {
  public:
-  void place(const std::vector<BlockResidency>& blocks) override {
+  std::vector<Home> plan(const std::vector<ModelUnit>& units) override {
+    for (const auto& u : units) planned.push_back(u.name);
+    return std::vector<Home>(units.size(), Home::kRunDevice);
+  }
+  void place(const std::vector<BlockResidency>& units) override {
     ++place_calls;
-    for (const auto& b : blocks) {
+    for (const auto& b : units) {
+      if (b.kind != UnitKind::kBlock) {
+        other_tensors += static_cast<int64_t>(b.frozen_tensors.size());
+        continue;
+      }
       linears += static_cast<int64_t>(b.frozen_linears.size());
       tensors += static_cast<int64_t>(b.frozen_tensors.size());
       for (at::Tensor* t : b.frozen_tensors) *t = t->clone();  // moves go through the pointer
     }
   }
-  at::Tensor run_block(int64_t index, const BlockFunction& block, const at::Tensor& hidden) override {
-    order.push_back(index);
-    return block(hidden);
+  void on_block(const BlockEvent& event) override {
+    if (event.stage == BlockStage::kForwardPre) order.push_back(event.index);
   }
-  int64_t place_calls = 0, linears = 0, tensors = 0;
+  int64_t place_calls = 0, linears = 0, tensors = 0, other_tensors = 0;
   std::vector<int64_t> order;
+  std::vector<std::string> planned;
 };
 
 TEST(Qwen2Plugins, OffloadSeesEveryBlock) {
@@ -252,6 +260,9 @@ TEST(Qwen2Plugins, OffloadSeesEveryBlock) {
   EXPECT_EQ(offload.place_calls, 1);
   EXPECT_EQ(offload.linears, 2 * 7);
   EXPECT_EQ(offload.tensors, 2 * (3 + 2));  // q/k/v biases and both norms, per block
+  EXPECT_EQ(offload.other_tensors, 3);      // the embedding, the final norm and the untied lm_head
+  EXPECT_EQ(offload.planned, (std::vector<std::string>{"model.embed_tokens", "model.layers.0", "model.layers.1",
+                                                       "model.norm", "lm_head"}));
   const at::Tensor ids = at::tensor(std::vector<int64_t>{7, 8, 9}, at::kLong).view({1, 3});
   EXPECT_TRUE(model.value()->logits(ids).equal(plain.value()->logits(ids)));
   EXPECT_EQ(offload.order, (std::vector<int64_t>{0, 1}));

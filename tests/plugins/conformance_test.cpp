@@ -224,31 +224,84 @@ TEST_F(Conformance, EveryPeftMethodMatchesTheDenseReferenceAndTrains) {
 }
 
 TEST_F(Conformance, EveryOffloadStrategyGivesTheSameLossAndGradients) {
-  // Two toy blocks with trainable and frozen tensors; each strategy must reproduce a direct run exactly.
-  auto w1 = torch::randn({8, 8}, torch::requires_grad()), w2 = torch::randn({8, 8}, torch::requires_grad());
-  auto frozen_scale = torch::rand({8}) + 0.5;
-  auto block = [&](const torch::Tensor& w) {
-    return [&, w](const torch::Tensor& h) { return torch::tanh(torch::matmul(h, w)) * frozen_scale + h; };
-  };
-  auto input = torch::randn({2, 3, 8}, torch::requires_grad());
-  auto ref = block(w2)(block(w1)(input)).pow(2).mean();
-  auto ref_grads = torch::autograd::grad({ref}, {input, w1, w2});
+  // Two toy blocks, each reading a frozen linear in every quantizer's storage (dense, int8, nf4), a trainable
+  // LoRA-style pair and a frozen scale. Every strategy is handed the blocks' quantized linears and frozen tensors
+  // (plan, then place) and must reproduce offload/none's loss and gradients bit for bit, and no strategy at all.
+  for (const auto& qname : registry_.names("quantizer")) {
+    auto q = registry_.create_quantizer(qname, ctx_, defaults("quantizer", qname));
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    struct ToyBlock {
+      std::unique_ptr<QuantizedLinear> base;
+      torch::Tensor a, b, scale;
+    };
+    std::vector<ToyBlock> blocks(2);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      blocks[i].base = q.value()->quantize(torch::randn({8, 8}), "model.layers." + std::to_string(i) + ".mlp.up_proj");
+      blocks[i].a = (torch::randn({2, 8}) * 0.5).requires_grad_();
+      blocks[i].b = (torch::randn({8, 2}) * 0.5).requires_grad_();
+      blocks[i].scale = torch::rand({8}) + 0.5;
+    }
+    auto block = [&](size_t i) {
+      return [&, i](const torch::Tensor& h) {
+        const ToyBlock& blk = blocks[i];
+        auto lora = torch::matmul(torch::matmul(h, blk.a.t()), blk.b.t());
+        return torch::tanh(blk.base->forward(h) + lora) * blk.scale + h;
+      };
+    };
+    auto input = torch::randn({2, 3, 8}, torch::requires_grad());
+    auto grads_of = [&](const torch::Tensor& loss) {
+      return torch::autograd::grad({loss}, {input, blocks[0].a, blocks[0].b, blocks[1].a, blocks[1].b});
+    };
+    auto direct = block(1)(block(0)(input)).pow(2).mean();
+    auto direct_grads = grads_of(direct);
 
-  for (const auto& name : registry_.names("offload")) {
-    SCOPED_TRACE("offload/" + name);
-    auto s = registry_.create_offload(name, ctx_, defaults("offload", name));
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    std::vector<BlockResidency> residency(2);
-    residency[0].index = 0;
-    residency[0].frozen_tensors = {&frozen_scale};
-    residency[1].index = 1;
-    s.value()->place(residency);
-    auto h = s.value()->run_block(0, block(w1), input);
-    h = s.value()->run_block(1, block(w2), h);
-    auto loss = h.pow(2).mean();
-    EXPECT_TRUE(torch::equal(loss, ref));
-    auto grads = torch::autograd::grad({loss}, {input, w1, w2});
-    for (size_t i = 0; i < grads.size(); ++i) EXPECT_TRUE(torch::equal(grads[i], ref_grads[i])) << i;
+    auto run = [&](OffloadStrategy& s, torch::Tensor* loss_out) {
+      std::vector<ModelUnit> units(2);
+      for (size_t i = 0; i < units.size(); ++i) {
+        units[i].index = static_cast<int64_t>(i);
+        units[i].name = "model.layers." + std::to_string(i);
+      }
+      const auto homes = s.plan(units);
+      EXPECT_EQ(homes.size(), units.size());
+      std::vector<BlockResidency> residency(2);
+      for (size_t i = 0; i < residency.size(); ++i) {
+        residency[i].index = static_cast<int64_t>(i);
+        residency[i].frozen_linears = {blocks[i].base.get()};
+        residency[i].frozen_tensors = {&blocks[i].scale};
+      }
+      s.place(residency);
+      auto h = s.run_block(0, block(0), input);
+      h = s.run_block(1, block(1), h);
+      *loss_out = h.pow(2).mean();
+      return grads_of(*loss_out);
+    };
+    auto none = registry_.create_offload("none", ctx_, defaults("offload", "none"));
+    ASSERT_TRUE(none.ok()) << none.status().message();
+    torch::Tensor ref;
+    const auto ref_grads = run(*none.value(), &ref);
+    EXPECT_TRUE(torch::equal(ref, direct));
+    for (size_t i = 0; i < ref_grads.size(); ++i) EXPECT_TRUE(torch::equal(ref_grads[i], direct_grads[i])) << i;
+
+    for (const auto& name : registry_.names("offload")) {
+      SCOPED_TRACE("offload/" + name + " with quantizer/" + qname);
+      auto s = registry_.create_offload(name, ctx_, defaults("offload", name));
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      torch::Tensor loss;
+      auto grads = run(*s.value(), &loss);
+      EXPECT_TRUE(torch::equal(loss, ref));
+      ASSERT_EQ(grads.size(), ref_grads.size());
+      for (size_t i = 0; i < grads.size(); ++i) EXPECT_TRUE(torch::equal(grads[i], ref_grads[i])) << i;
+    }
+
+    // What a streaming strategy relies on: every tensor of the storage, by reference, adding up to storage_bytes().
+    for (const auto& blk : blocks) {
+      int64_t visited_bytes = 0;
+      EXPECT_TRUE(blk.base->visit_storage([&](std::string_view key, torch::Tensor& t) {
+        EXPECT_TRUE(blk.base->state().count(std::string(key))) << key;
+        visited_bytes += static_cast<int64_t>(t.nbytes());
+      })) << "quantizer/" << qname << " storage cannot be visited";
+      EXPECT_EQ(visited_bytes, blk.base->storage_bytes()) << "quantizer/" << qname;
+    }
   }
 }
 

@@ -290,18 +290,55 @@ std::unique_ptr<Qwen2Model::Impl> build(const Qwen2Config& config, const ModelOp
   if (options.peft != nullptr) {
     for (auto& name : options.peft->trainable_parameters(impl->non_linear_names())) trainable.insert(name);
   }
-  // Owned copies: never keep a view into a memory-mapped checkpoint.
-  auto make_param = [&](const std::string& name) {
+
+  // Residency before materialisation: the offload strategy gives every unit (embedding, each block, final norm, an
+  // untied lm_head) its home before any tensor exists; each unit is then built there, one after the other.
+  std::vector<ModelUnit> units;
+  {
+    const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+    auto frozen_bytes = [&](const std::string& prefix) {
+      int64_t bytes = 0;
+      for (const auto& [name, t] : expected) {
+        if (name.compare(0, prefix.size(), prefix) != 0 || trainable.count(name) != 0) continue;
+        int64_t numel = 1;
+        for (int64_t d : t.shape) numel *= d;
+        bytes += numel * element;
+      }
+      return bytes;
+    };
+    units.push_back({UnitKind::kEmbedding, 0, "model.embed_tokens", frozen_bytes("model.embed_tokens.")});
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+      const std::string name = fmt::format("model.layers.{}", i);
+      units.push_back({UnitKind::kBlock, i, name, frozen_bytes(name + ".")});
+    }
+    units.push_back({UnitKind::kFinalNorm, 0, "model.norm", frozen_bytes("model.norm.")});
+    if (!config.tie_word_embeddings) units.push_back({UnitKind::kLmHead, 0, "lm_head", frozen_bytes("lm_head.")});
+  }
+  std::vector<Home> homes(units.size(), Home::kRunDevice);
+  if (options.offload != nullptr) {
+    homes = options.offload->plan(units);
+    TORCH_CHECK(homes.size() == units.size(), "qwen2: the offload strategy planned ", homes.size(),
+                " homes for the model's ", units.size(), " units");
+  }
+  auto where = [&](size_t unit) { return home_device(homes[unit], device); };
+  const size_t final_norm_unit = static_cast<size_t>(config.num_hidden_layers) + 1;
+
+  // Owned copies: never keep a view into a memory-mapped checkpoint. A frozen tensor is built at its unit's home; a
+  // trainable one (an fp32 master) always on the run device.
+  auto make_param = [&](const std::string& name, c10::Device home) {
     Param p;
     p.name = name;
     const at::Tensor source = get(name);
     if (trainable.count(name) != 0) {
       p.master = source.to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true).detach().requires_grad_(true);
     } else {
-      p.frozen = source.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+      p.frozen = source.to(home, dtype, /*non_blocking=*/false, /*copy=*/true);
     }
     return p;
   };
+  // A linear is quantized (and its adapter attached) on the run device, so a unit homed elsewhere gives the same
+  // storage and adapters as a resident one; move_home() then moves the frozen parts to the unit's home before the next
+  // unit is built, so at most one block's weights are on the run device on its behalf.
   auto make_linear = [&](int64_t layer, const std::string& module, const std::string& short_name, bool has_bias) {
     Linear l;
     l.site.name = fmt::format("model.layers.{}.{}.{}", layer, module, short_name);
@@ -324,45 +361,59 @@ std::unique_ptr<Qwen2Model::Impl> build(const Qwen2Config& config, const ModelOp
       l.bias = get(l.site.name + ".bias").to(device, dtype, false, /*copy=*/true);
       l.site.bias = l.bias;
     }
+    // Adapters: the Linear objects live in heap blocks, so every LinearSite pointer stays valid. Attached per site
+    // with per-site seeds, so building unit by unit gives the adapters of building everything first.
+    if (options.peft != nullptr && options.peft->targets(l.site)) {
+      l.adapter = options.peft->attach(l.site);
+      TORCH_CHECK(l.adapter != nullptr, "qwen2: the PEFT method attached nothing to ", l.site.name);
+    }
     return l;
   };
+  auto move_home = [&](Linear& l, c10::Device home) {
+    if (home == device) return;
+    l.base->to(home, /*non_blocking=*/false);
+    if (l.bias.defined()) {
+      l.bias = l.bias.to(home);
+      l.site.bias = l.bias;
+    }
+  };
 
-  impl->embed = make_param("model.embed_tokens.weight");
+  impl->embed = make_param("model.embed_tokens.weight", where(0));
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const c10::Device home = where(static_cast<size_t>(i) + 1);
     auto b = std::make_unique<Block>();
     b->index = i;
-    b->input_norm = make_param(fmt::format("model.layers.{}.input_layernorm.weight", i));
+    b->input_norm = make_param(fmt::format("model.layers.{}.input_layernorm.weight", i), home);
     b->q = make_linear(i, "self_attn", "q_proj", true);
     b->k = make_linear(i, "self_attn", "k_proj", true);
     b->v = make_linear(i, "self_attn", "v_proj", true);
     b->o = make_linear(i, "self_attn", "o_proj", false);
-    b->post_norm = make_param(fmt::format("model.layers.{}.post_attention_layernorm.weight", i));
+    b->post_norm = make_param(fmt::format("model.layers.{}.post_attention_layernorm.weight", i), home);
     b->gate = make_linear(i, "mlp", "gate_proj", false);
     b->up = make_linear(i, "mlp", "up_proj", false);
     b->down = make_linear(i, "mlp", "down_proj", false);
+    for (Linear* l : b->linears()) move_home(*l, home);
     impl->blocks.push_back(std::move(b));
   }
-  impl->final_norm = make_param("model.norm.weight");
-  if (!config.tie_word_embeddings) impl->lm_head = make_param("lm_head.weight");
+  impl->final_norm = make_param("model.norm.weight", where(final_norm_unit));
+  if (!config.tie_word_embeddings) impl->lm_head = make_param("lm_head.weight", where(final_norm_unit + 1));
 
-  // Adapters: the Linear objects live in heap blocks, so every LinearSite pointer stays valid.
-  if (options.peft != nullptr) {
-    for (auto& block : impl->blocks) {
-      for (Linear* l : block->linears()) {
-        if (options.peft->targets(l->site)) {
-          l->adapter = options.peft->attach(l->site);
-          TORCH_CHECK(l->adapter != nullptr, "qwen2: the PEFT method attached nothing to ", l->site.name);
-        }
-      }
-    }
-  }
-
-  // Residency: each block's frozen linears and frozen tensors, handed to the offload strategy once.
+  // Residency: every unit's frozen linears and tensors, at their homes, handed to the offload strategy once.
   if (options.offload != nullptr) {
     std::vector<BlockResidency> residency;
+    auto param_unit = [&](Param& p, UnitKind kind, size_t unit) {
+      BlockResidency r;
+      r.kind = kind;
+      r.home = homes[unit];
+      if (!p.trains()) r.frozen_tensors.push_back(&p.frozen);
+      residency.push_back(std::move(r));
+    };
+    param_unit(impl->embed, UnitKind::kEmbedding, 0);
     for (auto& block : impl->blocks) {
       BlockResidency r;
       r.index = block->index;
+      r.kind = UnitKind::kBlock;
+      r.home = homes[static_cast<size_t>(block->index) + 1];
       for (Linear* l : block->linears()) {
         r.frozen_linears.push_back(l->base.get());
         if (l->bias.defined()) r.frozen_tensors.push_back(&l->bias);
@@ -372,6 +423,8 @@ std::unique_ptr<Qwen2Model::Impl> build(const Qwen2Config& config, const ModelOp
       }
       residency.push_back(std::move(r));
     }
+    param_unit(impl->final_norm, UnitKind::kFinalNorm, final_norm_unit);
+    if (!config.tie_word_embeddings) param_unit(impl->lm_head, UnitKind::kLmHead, final_norm_unit + 1);
     options.offload->place(residency);
   }
 

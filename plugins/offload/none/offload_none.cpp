@@ -7,17 +7,18 @@ namespace {
 class NoOffload final : public loft::OffloadStrategy {
  public:
   explicit NoOffload(c10::Device device) : device_(device) {}
-  void place(const std::vector<loft::BlockResidency>& blocks) override {
-    for (const auto& block : blocks) {
-      for (auto* linear : block.frozen_linears) linear->to(device_, /*non_blocking=*/false);
-      for (auto* tensor : block.frozen_tensors) {
+  std::vector<loft::Home> plan(const std::vector<loft::ModelUnit>& units) override {
+    return std::vector<loft::Home>(units.size(), loft::Home::kRunDevice);
+  }
+  void place(const std::vector<loft::BlockResidency>& units) override {
+    for (const auto& unit : units) {
+      for (auto* linear : unit.frozen_linears) linear->to(device_, /*non_blocking=*/false);
+      for (auto* tensor : unit.frozen_tensors) {
         if (tensor->defined()) *tensor = tensor->to(device_);
       }
     }
   }
-  at::Tensor run_block(int64_t, const loft::BlockFunction& block, const at::Tensor& hidden) override {
-    return block(hidden);
-  }
+  // execution() keeps the default, kPlain: block(hidden) as is.
 
  private:
   c10::Device device_;

@@ -3,8 +3,6 @@
 #include <cmath>
 #include <string>
 
-#include <torch/csrc/autograd/custom_function.h>
-
 #include <ATen/ops/all.h>
 #include <ATen/ops/isfinite.h>
 #include <ATen/ops/matmul.h>
@@ -18,19 +16,6 @@ namespace {
 
 enum class Matmul { kDequant, kInt8 };
 
-class Int8Linear;
-
-// LLM.int8's forward (not differentiable by itself) with the frozen weight's input gradient dx = dy · deq(W).
-// deq(W) is dequantize(): bitsandbytes' int8_vectorwise_dequant order, (CB * SCB) / 127 in fp32 then the dtype.
-// MatMul8bitLt.backward rounds CB * (SCB / 127) instead, which can differ from it in a weight's last bf16/fp16 bit.
-class Int8MatmulFunction : public torch::autograd::Function<Int8MatmulFunction> {
- public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const Int8Linear* weight,
-                            double threshold);
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs);
-};
-
 class Int8Linear final : public loft::QuantizedLinear {
  public:
   Int8Linear(at::Tensor cb, at::Tensor scb, Matmul matmul, double threshold)
@@ -40,7 +25,12 @@ class Int8Linear final : public loft::QuantizedLinear {
     if (matmul_ == Matmul::kDequant) return loft::dequantized_linear(x, *this);
     TORCH_CHECK(x.size(-1) == in_features(), "quantizer/int8: input has ", x.size(-1), " features, the weight expects ",
                 in_features());
-    return Int8MatmulFunction::apply(x, this, threshold_);
+    // LLM.int8's forward (not differentiable by itself) with the frozen weight's input gradient dx = dy · deq(W).
+    // deq(W) is dequantize(): bitsandbytes' int8_vectorwise_dequant order, (CB * SCB) / 127 in fp32 then the dtype.
+    // MatMul8bitLt.backward rounds CB * (SCB / 127) instead, which can differ from it in a weight's last bf16/fp16 bit.
+    return loft::dequantized_linear(x, *this, [this](const at::Tensor& input) {
+      return loft::int8::llm_int8_forward(input, cb_, scb_, threshold_);
+    });
   }
   at::Tensor dequantize(c10::ScalarType dtype) const override { return loft::int8::dequantize_rows(cb_, scb_, dtype); }
   int64_t storage_bytes() const override { return static_cast<int64_t>(cb_.nbytes() + scb_.nbytes()); }
@@ -48,6 +38,11 @@ class Int8Linear final : public loft::QuantizedLinear {
   void to(c10::Device device, bool non_blocking) override {
     cb_ = cb_.to(device, non_blocking);
     scb_ = scb_.to(device, non_blocking);
+  }
+  bool visit_storage(const loft::StorageVisitor& visit) override {
+    visit("weight", cb_);
+    visit("SCB", scb_);
+    return true;
   }
   int64_t out_features() const override { return cb_.size(0); }
   int64_t in_features() const override { return cb_.size(1); }
@@ -61,20 +56,6 @@ class Int8Linear final : public loft::QuantizedLinear {
   Matmul matmul_;
   double threshold_;
 };
-
-at::Tensor Int8MatmulFunction::forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                                       const Int8Linear* weight, double threshold) {
-  ctx->saved_data["weight"] = static_cast<int64_t>(reinterpret_cast<std::intptr_t>(weight));
-  return loft::int8::llm_int8_forward(x, weight->cb(), weight->scb(), threshold);
-}
-
-torch::autograd::variable_list Int8MatmulFunction::backward(torch::autograd::AutogradContext* ctx,
-                                                            torch::autograd::variable_list grad_outputs) {
-  const auto* weight =
-      reinterpret_cast<const Int8Linear*>(static_cast<std::intptr_t>(ctx->saved_data["weight"].toInt()));
-  const at::Tensor& dy = grad_outputs[0];
-  return {at::matmul(dy, weight->dequantize(dy.scalar_type())), at::Tensor(), at::Tensor()};
-}
 
 class Int8Quantizer final : public loft::Quantizer {
  public:

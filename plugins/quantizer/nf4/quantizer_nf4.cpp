@@ -76,6 +76,19 @@ class Nf4Linear final : public loft::QuantizedLinear {
     }
   }
 
+  // The state() tensors under their state() names; the nested ones only with double quantisation.
+  bool visit_storage(const loft::StorageVisitor& visit) override {
+    visit("weight", q_.packed);
+    visit("absmax", q_.absmax);
+    visit("quant_map", quant_map_);
+    if (format_.double_quant) {
+      visit("nested_absmax", q_.nested_absmax);
+      visit("nested_quant_map", nested_quant_map_);
+      visit("nested_offset", q_.nested_offset);
+    }
+    return true;
+  }
+
   int64_t out_features() const override { return out_; }
   int64_t in_features() const override { return in_; }
 

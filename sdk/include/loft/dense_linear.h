@@ -18,6 +18,7 @@ class DenseLinear final : public QuantizedLinear {
   int64_t storage_bytes() const override;
   std::map<std::string, at::Tensor> state() const override;
   void to(c10::Device device, bool non_blocking) override;
+  bool visit_storage(const StorageVisitor& visit) override;  // "weight"
   int64_t out_features() const override;
   int64_t in_features() const override;
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,9 @@ namespace loft {
 //   Errors: a method may throw c10::Error (or std::exception) for inputs that break its stated contract (shape,
 //     dtype, device); the host reports it naming the layer. Plugins never exit or abort.
 //   Ownership: returned tensors share nothing mutable with the storage unless stated (state() returns views).
+
+// Called once per tensor of a QuantizedLinear's storage with its state() name and the member itself, by reference.
+using StorageVisitor = std::function<void(std::string_view name, at::Tensor& tensor)>;
 
 // One frozen weight W [out_features, in_features] in a quantizer's storage. The host's model owns it for the run
 // (longer than any autograd graph that uses it). Const methods may run concurrently; `to` must not run while
@@ -41,6 +45,12 @@ class QuantizedLinear {
   // stream and returns at once when the source is pinned host memory or the device; otherwise it may block until
   // the copy is done. Throws c10::Error when out of memory on the target.
   virtual void to(c10::Device device, bool non_blocking) = 0;
+  // Offload strategies: calls `visit` with every defined tensor of the storage (the state() tensors, by reference),
+  // so a strategy can re-home it (assign a tensor of the same sizes, dtype and values: a view into a pinned arena, a
+  // device buffer) or swap its bytes in place (loft::refill_storage). All of them must be on one device whenever
+  // forward or dequantize runs. Returns false when the storage cannot be visited (the default): the strategy falls
+  // back to to(). May throw what `visit` throws; never blocks by itself.
+  virtual bool visit_storage(const StorageVisitor& visit);
   // Shape of W. Never throw or block.
   virtual int64_t out_features() const = 0;
   virtual int64_t in_features() const = 0;
