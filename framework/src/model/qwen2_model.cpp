@@ -479,15 +479,20 @@ StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::create_random(const Qwen2Confi
 
 StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::path& hf_folder,
                                                         const ModelOptions& options) {
-  const std::filesystem::path config_path = hf_folder / "config.json";
-  auto config = read_qwen2_config(config_path);
+  auto config = read_qwen2_config(hf_folder / "config.json");
   if (!config.ok()) return config.status();
+  return load(hf_folder, config.value(), options);
+}
+
+StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::path& hf_folder,
+                                                        const Qwen2Config& config, const ModelOptions& options) {
+  const std::filesystem::path config_path = hf_folder / "config.json";
   auto reader = CheckpointReader::open(hf_folder);
   if (!reader.ok()) return reader.status();
   const CheckpointReader& ckpt = reader.value();
 
   // Every shape against the config before anything is built (headers only, no tensor data touched).
-  for (const ExpectedTensor& t : model::expected_tensors(config.value())) {
+  for (const ExpectedTensor& t : model::expected_tensors(config)) {
     if (!ckpt.contains(t.name)) {
       return Status::NotFound(fmt::format("{}: tensor '{}' is missing; {} implies it with shape {} = {}",
                                           hf_folder.string(), t.name, config_path.string(), shape_str(t.shape), t.rule));
@@ -507,9 +512,9 @@ StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::pa
   }
   WeightFetch fetch = [&](const ExpectedTensor& t) { return ckpt.tensor(t.name); };
   std::unique_ptr<Impl> impl;
-  if (auto s = checked_build(config.value(), options, fetch, impl); !s.ok()) return s;
+  if (auto s = checked_build(config, options, fetch, impl); !s.ok()) return s;
   if (options.log != nullptr) {
-    const auto& c = config.value();
+    const auto& c = config;
     options.log->info("qwen2: {} ({} layers, hidden {}, {} query / {} key-value heads of {}, vocab {}{}), {} on {}",
                       hf_folder.string(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
                       c.num_key_value_heads, c.head_dim, c.vocab_size, c.tie_word_embeddings ? ", tied" : "",

@@ -101,7 +101,7 @@ SkipResolution resolve_quantizer_skip(const std::vector<std::string>& entries, c
   return out;
 }
 
-std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe) {
+std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe, const Qwen2Config* config) {
   auto q = recipe.sections.find("quantizer");
   auto m = recipe.sections.find("model");
   if (q == recipe.sections.end() || m == recipe.sections.end()) return {};
@@ -116,9 +116,7 @@ std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe) {
   const RecipeEntry& e = skip->second;
   auto where = [&](size_t index) { return index < e.item_where.size() ? e.item_where[index] : e.where; };
   std::vector<Diagnostic> out;
-  StatusOr<Qwen2Config> config = Status::NotFound("");
-  if (fs::is_regular_file(model_dir / "config.json")) config = read_qwen2_config(model_dir / "config.json");
-  if (!config.ok()) {
+  if (config == nullptr) {
     // Without the model only the regexes can be checked.
     for (size_t i = 0; i < entries->size(); ++i) {
       std::string error;
@@ -129,7 +127,7 @@ std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe) {
     }
     return out;
   }
-  for (const auto& [index, message] : resolve_quantizer_skip(*entries, config.value()).problems) {
+  for (const auto& [index, message] : resolve_quantizer_skip(*entries, *config).problems) {
     out.push_back({where(index), fmt::format("{} ({})", message, (model_dir / "config.json").string())});
   }
   return out;

@@ -11,6 +11,7 @@
 
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/quantizer_host.h"
+#include "loft/framework/qwen2.h"
 #include "recipe/suggest.h"
 #include "recipe/toml_values.h"
 
@@ -317,7 +318,15 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
     resolved.plugin_types[name] = type;
     resolved.sections[name] = Options(name, std::move(values));
   }
-  for (auto& d : check_quantizer_skip(recipe)) diags.push_back(std::move(d));
+  // model.path's config.json, read once here: the checks below use it, and the run builds its model from it.
+  if (auto m = resolved.sections.find("model"); m != resolved.sections.end() && m->second.has("path")) {
+    const fs::path config_json = fs::path(m->second.string("path")) / "config.json";
+    if (fs::is_regular_file(config_json)) {
+      auto config = read_qwen2_config(config_json);
+      if (config.ok()) resolved.model_config = std::make_shared<const Qwen2Config>(std::move(config).value());
+    }
+  }
+  for (auto& d : check_quantizer_skip(recipe, resolved.model_config.get())) diags.push_back(std::move(d));
   std::sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
     return std::tie(a.where.file, a.where.line, a.where.column) < std::tie(b.where.file, b.where.line, b.where.column);
   });

@@ -101,14 +101,13 @@ StatusOr<fs::path> save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs
 // The frozen-linear policy of the recipe: quantizer.skip resolved against config.json, quantizer.cache_dir keyed by
 // everything that decides the quantized states (see quantizer_host.h).
 StatusOr<std::shared_ptr<FrozenLinearBuilder>> make_frozen_linear_builder(const ResolvedRecipe& recipe,
+                                                                         const Qwen2Config& config,
                                                                          RunComponents& c) {
   const Options& model_opts = recipe.sections.at("model");
   const Options& quantizer_opts = recipe.sections.at("quantizer");
   const fs::path model_dir = model_opts.string("path");
   const std::string quantizer = recipe.plugin_types.at("quantizer");
-  auto config = read_qwen2_config(model_dir / "config.json");
-  if (!config.ok()) return config.status();
-  SkipResolution skip = resolve_quantizer_skip(quantizer_opts.strings("skip"), config.value());
+  SkipResolution skip = resolve_quantizer_skip(quantizer_opts.strings("skip"), config);
   if (!skip.problems.empty()) {
     std::string why;
     for (const auto& [index, message] : skip.problems) why += (why.empty() ? "" : "; ") + message;
@@ -138,7 +137,7 @@ StatusOr<std::shared_ptr<FrozenLinearBuilder>> make_frozen_linear_builder(const 
   inputs.device_type = c10::DeviceTypeName(c.context->device().type(), /*lower_case=*/true);
   inputs.skipped_sites.assign(skip.sites.begin(), skip.sites.end());
   std::set<std::string> quantized;
-  for (const auto& name : skippable_module_names(config.value())) {
+  for (const auto& name : skippable_module_names(config)) {
     if (name != "lm_head" && !skip.sites.count(name)) quantized.insert(name);
   }
   QuantizedCacheKey key = make_quantized_cache_key(inputs);
@@ -227,7 +226,14 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   const Options& model_opts = recipe.sections.at("model");
   const fs::path model_dir = model_opts.string("path");
   const auto load_start = std::chrono::steady_clock::now();
-  auto frozen = make_frozen_linear_builder(recipe, c);
+  // config.json as validation read it (once per run); read here only for a recipe that did not come from validation.
+  std::shared_ptr<const Qwen2Config> config = recipe.model_config;
+  if (!config) {
+    auto read = read_qwen2_config(model_dir / "config.json");
+    if (!read.ok()) return read.status();
+    config = std::make_shared<const Qwen2Config>(std::move(read).value());
+  }
+  auto frozen = make_frozen_linear_builder(recipe, *config, c);
   if (!frozen.ok()) return frozen.status();
   std::shared_ptr<FrozenLinearBuilder> linears = std::move(frozen).value();
   ModelOptions mo;
@@ -242,11 +248,9 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   mo.log = &c.context->log();
   StatusOr<std::unique_ptr<Qwen2Model>> model = Status::Internal("unset");
   if (model_opts.string("init") == "random") {
-    auto config = read_qwen2_config(model_dir / "config.json");
-    if (!config.ok()) return config.status();
-    model = Qwen2Model::create_random(config.value(), c.context->seed(), mo);
+    model = Qwen2Model::create_random(*config, c.context->seed(), mo);
   } else {
-    model = Qwen2Model::load(model_dir, mo);
+    model = Qwen2Model::load(model_dir, *config, mo);
   }
   if (!model.ok()) return model.status();
   auto& lm = *model.value();

@@ -45,7 +45,7 @@ SkipResolution resolve_quantizer_skip(const std::vector<std::string>& entries, c
 // One diagnostic per quantizer.skip entry of `recipe` that names no module of its model, located at that entry.
 // The model is model.path's config.json (relative to the recipe's folder, as validation resolves it). Nothing when
 // the recipe has no skip list, or when config.json cannot be read (validation of the run reports that elsewhere).
-std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe);
+std::vector<Diagnostic> check_quantizer_skip(const Recipe& recipe, const Qwen2Config* config);
 
 // A frozen dense weight (copied, contiguous, `dtype`): what a skipped site holds. Its state() is {"weight"}.
 std::unique_ptr<QuantizedLinear> make_dense_frozen_linear(const at::Tensor& weight, c10::ScalarType dtype);

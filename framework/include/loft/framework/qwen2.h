@@ -96,6 +96,9 @@ class Qwen2Model final : public CausalLM {
   // Reads `hf_folder`/config.json and its safetensors (single file or sharded index). Every tensor's shape is
   // checked against the config before anything is built; the error names the tensor, both shapes and the file.
   static StatusOr<std::unique_ptr<Qwen2Model>> load(const std::filesystem::path& hf_folder, const ModelOptions& options);
+  // The same with `config` already read from `hf_folder`/config.json (a run reads that file once).
+  static StatusOr<std::unique_ptr<Qwen2Model>> load(const std::filesystem::path& hf_folder, const Qwen2Config& config,
+                                                    const ModelOptions& options);
   // A randomly initialised model like transformers' _init_weights: linear and embedding weights ~ N(0,
   // initializer_range), biases 0, norm weights 1 (the pad_token_id embedding row 0). Drawn in fp32 on the CPU from
   // `seed`, so CPU and CUDA get the same weights; not the same stream as torch's Python initialisation.

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,10 +64,15 @@ bool is_plugin_section(const std::string& section);
 // A validated recipe: every known section with every declared option resolved (recipe value or default).
 // Plugin sections hold the plugin's options; their `type` is in plugin_types. Options whose name is `path` or ends
 // in `_path` or `_dir` are made absolute relative to the recipe's folder.
+struct Qwen2Config;
+
 struct ResolvedRecipe {
   std::filesystem::path path;
   std::map<std::string, Options> sections;
   std::map<std::string, std::string> plugin_types;  // kind -> plugin name
+  // model.path's config.json, read once by validate_recipe (null when it is missing or unreadable): the checks use
+  // it and the run builds the model from it, so a run reads config.json once.
+  std::shared_ptr<const Qwen2Config> model_config;
   // The resolved recipe as TOML, what a run folder keeps.
   std::string to_toml() const;
 };
