@@ -100,7 +100,10 @@ TEST(QuantizerSkip, RecipeDiagnosticsPointAtTheEntry) {
                            "\"\n\n[quantizer]\nskip = [\"lm_head\",\n        \"down_prj\", \"up_proj\"]\n";
   auto recipe = parse_recipe_text(text, (dir.path() / "r.toml").string());
   ASSERT_TRUE(recipe.ok()) << recipe.status().message();
-  auto diags = check_quantizer_skip(recipe.value());
+  // The config as validate_recipe reads it, once per run.
+  auto config = read_qwen2_config(dir.path() / "config.json");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  auto diags = check_quantizer_skip(recipe.value(), &config.value());
   ASSERT_EQ(diags.size(), 1u);
   EXPECT_EQ(diags[0].where.line, 6);
   EXPECT_EQ(diags[0].where.column, 9);
@@ -112,7 +115,7 @@ TEST(QuantizerSkip, RecipeDiagnosticsPointAtTheEntry) {
   auto relative = parse_recipe_text("[model]\npath = \".\"\n", (dir.path() / "r.toml").string());
   ASSERT_TRUE(relative.ok());
   ASSERT_TRUE(apply_override(relative.value(), R"(quantizer.skip=["mlp.gate_prj"])", 1).ok());
-  diags = check_quantizer_skip(relative.value());
+  diags = check_quantizer_skip(relative.value(), &config.value());
   ASSERT_EQ(diags.size(), 1u);
   EXPECT_NE(diags[0].str().find("command line override #1"), std::string::npos) << diags[0].str();
   EXPECT_NE(diags[0].str().find("did you mean 'mlp.gate_proj'"), std::string::npos) << diags[0].str();
@@ -121,7 +124,7 @@ TEST(QuantizerSkip, RecipeDiagnosticsPointAtTheEntry) {
   auto elsewhere = parse_recipe_text("[model]\npath = \"/nonexistent\"\n[quantizer]\nskip = [\"x\", \"re:(\"]\n",
                                      (dir.path() / "r.toml").string());
   ASSERT_TRUE(elsewhere.ok());
-  diags = check_quantizer_skip(elsewhere.value());
+  diags = check_quantizer_skip(elsewhere.value(), nullptr);
   ASSERT_EQ(diags.size(), 1u);
   EXPECT_EQ(diags[0].where.column, 14);
   EXPECT_NE(diags[0].message.find("not a valid regex"), std::string::npos);
