@@ -41,6 +41,22 @@ type = "synthetic"
 size = 50
 )";
 
+TEST_F(RecipeTest, OptimizerSectionPicksAPluginAndChecksItsKeys) {
+  ResolvedRecipe r;
+  auto ok = check(std::string(kMinimal) + "\n[optimizer]\ntype = \"adamw_cpu\"\n", &r);
+  ASSERT_TRUE(ok.empty()) << joined(ok);
+  EXPECT_EQ(r.plugin_types.at("optimizer"), "adamw_cpu");
+
+  auto typo = check(std::string(kMinimal) + "\n[optimizer]\ntype = \"adamv\"\n");
+  ASSERT_EQ(typo.size(), 1u) << joined(typo);
+  EXPECT_EQ(typo[0].str(), "/tmp/recipes/t.toml:12:8: error: unknown optimizer plugin 'adamv' (did you mean "
+                           "'adamw'?); available: adamw, adamw_cpu");
+
+  auto key = check(std::string(kMinimal) + "\n[optimizer]\nbeta1 = 0.8\n");
+  ASSERT_EQ(key.size(), 1u) << joined(key);
+  EXPECT_EQ(key[0].str(), "/tmp/recipes/t.toml:12:9: error: unknown key 'beta1' in [optimizer] (plugin optimizer/adamw)");
+}
+
 TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
   ResolvedRecipe r;
   auto d = check(kMinimal, &r);
