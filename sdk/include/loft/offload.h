@@ -3,7 +3,10 @@
 //
 // The life of a strategy, all on the thread that builds and drives the model:
 //   1. plan(units)   before anything is materialised: one Home per unit (embedding, each block, final norm, lm_head).
-//                    The host builds every frozen tensor of a unit at that home, one unit after the other.
+//                    The host builds every frozen tensor of a unit at that home, one unit after the other. A linear
+//                    is quantized (and its adapter attached) on the run device and moved home before the next block
+//                    is built, so a host-homed block costs the run device at most one block's weights, transiently,
+//                    and its quantized storage is bit-identical to a resident one's.
 //   2. place(units)  once, after the quantizer and PEFT method ran: the strategy takes hold of each unit's frozen
 //                    storage (copies it into pinned arenas, moves it, allocates reusable device buffers). Until
 //                    place() returns a strategy may replace frozen tensors by assignment through the pointers given
@@ -12,6 +15,9 @@
 //                    refill_storage() / release_storage() below.
 //   3. run_block()   per block per forward pass (the host calls it; it is the SDK's, not the strategy's): the block
 //                    runs as execution(index) says, and on_block() hears forward, recompute and backward pre/post.
+//                    A block whose storage is not on the run device must be made readable there at kForwardPre /
+//                    kRecomputePre / kBackwardPre. The embedding, final norm and lm_head get no callbacks yet: a
+//                    strategy that homes them on the host must leave them readable on the run device after place().
 // Ownership: the host owns every tensor and QuantizedLinear it points a strategy to, for the whole run. The strategy
 // must outlive the model and every autograd graph built through run_block (the host creates it first, drops it last).
 #pragma once
