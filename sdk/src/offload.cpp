@@ -1,6 +1,7 @@
 // OffloadStrategy's SDK side (run_block through the block boundary, defaults), the names of its enums, and the
 // in-place storage swap strategies use once autograd graphs have captured a frozen tensor.
 #include "loft/offload.h"
+#include "loft/resident_offload.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Storage.h>
@@ -82,6 +83,19 @@ void refill_storage(const at::Tensor& tensor, const at::Tensor& source) {
   auto* kept = new at::Tensor(source);
   storage->set_data_ptr_noswap(at::DataPtr(kept->data_ptr(), kept, &delete_kept_tensor, source.device()));
   storage->set_nbytes(source.nbytes());
+}
+
+std::vector<Home> plan_all_resident(const std::vector<ModelUnit>& units) {
+  return std::vector<Home>(units.size(), Home::kRunDevice);
+}
+
+void place_all_on(const std::vector<BlockResidency>& units, c10::Device device) {
+  for (const auto& unit : units) {
+    for (auto* linear : unit.frozen_linears) linear->to(device, /*non_blocking=*/false);
+    for (auto* tensor : unit.frozen_tensors) {
+      if (tensor->defined()) *tensor = tensor->to(device);
+    }
+  }
 }
 
 void release_storage(const at::Tensor& tensor) {

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "loft/offload.h"
+#include "loft/resident_offload.h"
 #include "loft/plugin.h"
 
 namespace {
@@ -101,17 +102,10 @@ class CheckpointOffload final : public loft::OffloadStrategy {
   CheckpointOffload(c10::Device device, BlockSelection selection) : device_(device), selection_(std::move(selection)) {}
 
   std::vector<loft::Home> plan(const std::vector<loft::ModelUnit>& units) override {
-    return std::vector<loft::Home>(units.size(), loft::Home::kRunDevice);
+    return loft::plan_all_resident(units);
   }
 
-  void place(const std::vector<loft::BlockResidency>& units) override {
-    for (const auto& unit : units) {
-      for (auto* linear : unit.frozen_linears) linear->to(device_, /*non_blocking=*/false);
-      for (auto* tensor : unit.frozen_tensors) {
-        if (tensor->defined()) *tensor = tensor->to(device_);
-      }
-    }
-  }
+  void place(const std::vector<loft::BlockResidency>& units) override { loft::place_all_on(units, device_); }
 
   loft::BlockExecution execution(int64_t index) override {
     return selection_.selects(index) ? loft::BlockExecution::kRecompute : loft::BlockExecution::kPlain;

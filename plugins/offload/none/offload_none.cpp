@@ -1,5 +1,6 @@
 // offload/none: every frozen tensor on the run's device; blocks run plainly (autograd keeps their activations).
 #include "loft/offload.h"
+#include "loft/resident_offload.h"
 #include "loft/plugin.h"
 
 namespace {
@@ -8,16 +9,9 @@ class NoOffload final : public loft::OffloadStrategy {
  public:
   explicit NoOffload(c10::Device device) : device_(device) {}
   std::vector<loft::Home> plan(const std::vector<loft::ModelUnit>& units) override {
-    return std::vector<loft::Home>(units.size(), loft::Home::kRunDevice);
+    return loft::plan_all_resident(units);
   }
-  void place(const std::vector<loft::BlockResidency>& units) override {
-    for (const auto& unit : units) {
-      for (auto* linear : unit.frozen_linears) linear->to(device_, /*non_blocking=*/false);
-      for (auto* tensor : unit.frozen_tensors) {
-        if (tensor->defined()) *tensor = tensor->to(device_);
-      }
-    }
-  }
+  void place(const std::vector<loft::BlockResidency>& units) override { loft::place_all_on(units, device_); }
   // execution() keeps the default, kPlain: block(hidden) as is.
 
  private:
