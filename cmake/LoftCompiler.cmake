@@ -32,3 +32,23 @@ function(loft_use_torch_pch target)
   endif()
   target_precompile_headers(${target} REUSE_FROM loft_torch_pch)
 endfunction()
+
+# Sanitizers for loft's own code (scripts/sanitize.sh: the CPU suite; scripts/fuzz.sh: libFuzzer targets), e.g.
+# LOFT_SANITIZE=address,undefined. Torch and the CUDA code are not instrumented. vptr and function checks are off:
+# plugins hide their symbols, so type identity across the plugin boundary is not what those checks expect.
+set(LOFT_SANITIZE "" CACHE STRING "Comma-separated -fsanitize= list for loft's C/C++ code (empty: none)")
+option(LOFT_FUZZ "Build tests/fuzz as libFuzzer binaries (clang only); loft's code gets coverage instrumentation" OFF)
+if(LOFT_SANITIZE)
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=${LOFT_SANITIZE};-fno-sanitize=vptr;-fno-omit-frame-pointer;-fno-sanitize-recover=all>")
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fno-sanitize=function>")
+  endif()
+  add_link_options("-fsanitize=${LOFT_SANITIZE}")
+  message(STATUS "loft: sanitizers ${LOFT_SANITIZE}")
+endif()
+if(LOFT_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "LOFT_FUZZ=ON needs clang (libFuzzer): configure with CC=clang CXX=clang++, or run scripts/fuzz.sh")
+  endif()
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=fuzzer-no-link>")
+endif()

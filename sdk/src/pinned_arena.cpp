@@ -2,6 +2,7 @@
 #include "loft/pinned_arena.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <new>
 
@@ -25,6 +26,9 @@ bool cuda_device_visible() {
   return count > 0;
 }
 
+// Every live arena allocation in the process, for [budget] reports (PinnedArena::live_bytes()).
+std::atomic<int64_t> g_live_bytes{0};
+
 }  // namespace
 
 // The memory itself; every view holds a reference, so it outlives the arena object when views do.
@@ -46,8 +50,10 @@ struct PinnedArena::Block {
       }
       registered = true;
     }
+    g_live_bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
   ~Block() {
+    g_live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
     if (registered) {
       if (cudaHostUnregister(data) != cudaSuccess) (void)cudaGetLastError();
     }
@@ -56,6 +62,8 @@ struct PinnedArena::Block {
   Block(const Block&) = delete;
   Block& operator=(const Block&) = delete;
 };
+
+int64_t PinnedArena::live_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
 
 int64_t PinnedArena::slot_bytes(int64_t nbytes) {
   TORCH_CHECK(nbytes >= 0, "loft::PinnedArena: negative size ", nbytes);

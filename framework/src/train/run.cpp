@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <ATen/Context.h>
+#include <c10/util/Exception.h>
 #include <torch/cuda.h>
 
 #include "loft/framework/atomic_file.h"
@@ -146,6 +147,33 @@ StatusOr<std::shared_ptr<FrozenLinearBuilder>> make_frozen_linear_builder(const 
   return builder;
 }
 
+// The [budget] ledger's sources: bytes of the trainable tensors, their gradients and (when given) the optimizer's
+// state on a device type. The model and optimizer must outlive the guard that holds these.
+MemoryLedgerSources model_ledger(Qwen2Model* model, const Optimizer* optimizer) {
+  auto on = [](const at::Tensor& t, c10::Device d) -> uint64_t {
+    return t.defined() && t.device().type() == d.type() ? t.nbytes() : 0;
+  };
+  MemoryLedgerSources sources;
+  sources.adapters = [model, on](c10::Device d) {
+    uint64_t bytes = 0;
+    for (const auto& [name, t] : model->trainable_parameters()) bytes += on(t, d);
+    return bytes;
+  };
+  sources.gradients = [model, on](c10::Device d) {
+    uint64_t bytes = 0;
+    for (const auto& [name, t] : model->trainable_parameters()) bytes += on(t.grad(), d);
+    return bytes;
+  };
+  if (optimizer != nullptr) {
+    sources.optimizer = [optimizer, on](c10::Device d) {
+      uint64_t bytes = 0;
+      for (const auto& [key, t] : optimizer->state_dict()) bytes += on(t, d);
+      return bytes;
+    };
+  }
+  return sources;
+}
+
 }  // namespace
 
 Status save_merged_model(const Qwen2Model& lm, const fs::path& model_dir, const fs::path& out) {
@@ -176,9 +204,20 @@ StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& reg
     if (!tokenizer.ok()) return input_error(tokenizer.status());
     s.tokenizer.emplace(std::move(tokenizer).value());
   }
-  auto model = build_model(recipe, s.components);
+  auto budget = MemoryBudget::from_options(recipe.sections.at("budget"));
+  if (!budget.ok()) return input_error(budget.status());
+  s.memory = std::make_unique<MemoryGuard>(budget.value(), c.context->device());
+  if (auto st = s.memory->arm(recipe.sections.at("model").string("device") == "cpu"); !st.ok()) return st;
+  StatusOr<std::unique_ptr<Qwen2Model>> model = Status::Internal("unset");
+  try {
+    model = build_model(recipe, s.components);
+  } catch (const c10::OutOfMemoryError& e) {
+    return Status::FailedPrecondition("while loading the model: " + s.memory->describe_gpu_oom(error_message(e)));
+  }
   if (!model.ok()) return input_error(model.status());
   s.model = std::move(model).value();
+  s.memory->note_model_built(model_ledger(s.model.get(), nullptr));
+  if (auto st = s.memory->check_host("after loading the model"); !st.ok()) return st;
   if (!options.trained_run.empty()) {
     auto checkpoint = latest_checkpoint(options.trained_run);
     if (!checkpoint.ok()) return Status::InvalidArgument(options.trained_run_flag + " " + checkpoint.status().message());
@@ -321,6 +360,7 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     spdlog::info("parameter group {}: {} tensors, lr x {}, weight decay {}", g.name, g.tensors.size(), g.lr_scale,
                  g.weight_decay);
   }
+  const Optimizer* optimizer = c.optimizer.get();  // the trainer owns it from here on
   std::unique_ptr<Trainer> made;
   try {
     made = std::make_unique<Trainer>(tc, lm, examples.value(), run_dir, c.context->device(), std::move(c.optimizer),
@@ -329,6 +369,14 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     return Status::Internal("cannot start training: " + error_message(e));
   }
   Trainer& trainer = *made;
+  // [budget]: the optimizer's state joins the ledger; the whole GPU and host use are checked after every step.
+  s.memory->set_sources(model_ledger(&lm, optimizer));
+  MemoryGuard* memory = s.memory.get();
+  trainer.set_step_check([memory](int64_t step) {
+    const std::string where = fmt::format("after step {}", step);
+    if (auto st = memory->check_gpu(where); !st.ok()) return st;
+    return memory->check_host(where);
+  });
   if (!options.resume_dir.empty()) {
     auto checkpoint = latest_checkpoint(run_dir);
     if (!checkpoint.ok()) return Status::InvalidArgument("--resume " + checkpoint.status().message());
@@ -341,10 +389,15 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
                tc.grad_accum);
   const auto start = std::chrono::steady_clock::now();
   const int64_t last_step = options.stop_after_step > 0 ? options.stop_after_step : trainer.total_steps();
-  auto st = trainer.train_until(last_step, [&](const StepMetrics& m) {
-    report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
-  });
+  Status st = Status::Ok();
+  try {
+    st = trainer.train_until(last_step, [&](const StepMetrics& m) {
+      report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
+    });
+  } catch (const c10::OutOfMemoryError& e) {
+    return Status::FailedPrecondition(fmt::format("step {}: {}", trainer.step() + 1, s.memory->describe_gpu_oom(error_message(e))));
+  }
   if (!st.ok()) return runtime_error(st);
   auto saved = save_trained(lm, *c.peft, model_dir, run_dir);
   if (!saved.ok()) return runtime_error(saved.status());

@@ -306,6 +306,9 @@ Status Trainer::train_until(int64_t last_step, const std::function<void(const St
       metrics << j.dump() << "\n" << std::flush;
       if (on_step) on_step(m);
     }
+    if (step_check_) {
+      if (auto st = step_check_(m.step); !st.ok()) return st;
+    }
     if (config_.save_every > 0 && m.step % config_.save_every == 0) {
       if (auto st = save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", m.step)); !st.ok()) return st;
     }

@@ -47,6 +47,10 @@ class PinnedArena {
   // allocate() of `source`'s sizes and dtype, then a copy of its values (from any device; blocks until copied).
   at::Tensor copy_in(const at::Tensor& source);
 
+  // The host bytes every arena of the process holds now (allocations still alive through an arena or its views).
+  // Thread-safe; for memory reports.
+  static int64_t live_bytes();
+
   int64_t capacity_bytes() const;  // what the constructor was asked for
   int64_t reserved_bytes() const;  // what the arena holds: capacity rounded up to a page
   int64_t used_bytes() const;      // slots handed out, alignment padding included

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "loft/framework/host.h"
+#include "loft/framework/memory_budget.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/recipe.h"
@@ -53,6 +54,7 @@ struct Session {
   std::unique_ptr<Qwen2Model> model;   // refers to the components: destroyed first
   std::filesystem::path model_dir;
   std::filesystem::path trained_file;  // the checkpoint file loaded from trained_run, empty otherwise
+  std::unique_ptr<MemoryGuard> memory;  // [budget], armed before the model was built
 };
 StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& registry, const SessionOptions& options);
 

@@ -87,12 +87,16 @@ class Trainer {
   Status train(const std::function<void(const StepMetrics&)>& on_step = {}) { return train_until(total_steps_, on_step); }
   // The same, stopping after optimizer step `last_step` (a checkpoint is written there).
   Status train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step = {});
+  // Called after every step (logged or not), before any checkpoint of that step; an error stops training with it
+  // (the last checkpoint written stays the newest). For checks such as [budget]'s host memory.
+  void set_step_check(std::function<Status(int64_t step)> check) { step_check_ = std::move(check); }
 
   // Resumes from a checkpoint folder written by save_checkpoint (trainable tensors, optimizer, step, RNG).
   Status load_checkpoint(const std::filesystem::path& dir);
   Status save_checkpoint(const std::filesystem::path& dir);
 
  private:
+  std::function<Status(int64_t)> step_check_;
   struct State;
   StepMetrics train_step();
   // The examples of optimizer step `step` (0-based): a seeded permutation per epoch, so the data position is a pure
