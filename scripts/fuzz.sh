@@ -17,9 +17,9 @@ if [ ! -f build-fuzz/CMakeCache.txt ]; then
   echo "[fuzz] configuring build-fuzz/ (clang, libFuzzer, address+undefined sanitizers)"
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DLOFT_PYTHON="$VENV/bin/python" -DTORCH_CUDA_ARCH_LIST="7.5;9.0" -DLOFT_FUZZ=ON \
-    -DLOFT_SANITIZE=address,undefined >/dev/null
+    -DLOFT_SANITIZE=address,undefined >/dev/null 2>&1
 fi
-cmake -S . -B build-fuzz -DLOFT_FUZZ_SECONDS="$SECONDS_EACH" >/dev/null
+cmake -S . -B build-fuzz -DLOFT_FUZZ_SECONDS="$SECONDS_EACH" >/dev/null 2>&1
 echo "[fuzz] building the fuzz targets (jobs: $JOBS)"
 cmake --build build-fuzz --target loft_fuzzers -j "$JOBS"
 echo "[fuzz] fuzzing each target for $SECONDS_EACH s"
