@@ -65,8 +65,10 @@ TEST(Examples, AllDroppedOrNoSamplesIsBadInputWithCountsAndTheFix) {
     const std::string& m = examples.status().message();
     EXPECT_EQ(examples.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
-    for (const std::string part : {"2 samples read, all 2 dropped", "dataset.max_length = " + std::to_string(max_length),
-                                   "raise dataset.max_length to at least " + std::to_string(shortest + 2)}) {
+    const std::vector<std::string> parts = {"2 samples read, all 2 dropped",
+                                            "dataset.max_length = " + std::to_string(max_length),
+                                            "raise dataset.max_length to at least " + std::to_string(shortest + 2)};
+    for (const auto& part : parts) {
       EXPECT_NE(m.find(part), std::string::npos) << "no '" << part << "' in: " << m;
     }
   }
