@@ -19,7 +19,7 @@ adapter_path = "$fixtures/lora"
 
 [dataset]
 type = "synthetic"
-size = 16
+limit = 16
 
 [train]
 batch_size = 2

@@ -30,7 +30,7 @@ expect 0 'offload +none' -- "$loft" plugins list
 expect 0 'optimizer +adamw +0\.1\.0' -- "$loft" plugins list
 expect 0 'optimizer +adamw_cpu +0\.1\.0' -- "$loft" plugins list
 expect 0 'max_level +int +default 5, >= 1, <= 5' -- "$loft" plugins describe dataset/synthetic
-expect 2 'no plugin named' -- "$loft" plugins describe nope
+expect 2 'no plugin or section named' -- "$loft" plugins describe nope
 # describe lists options in the manifest's order (not alphabetically): peft/lora declares r before alpha.
 describe=$("$loft" plugins describe peft/lora 2>&1)
 manifest=$(sed -n 's/^manifest: //p' <<<"$describe")
@@ -67,13 +67,15 @@ expect 0 ': ok' -- "$loft" validate "$here/good_recipe.toml" optimizer.type=adam
 expect 2 'name one run folder and --out' -- "$loft" merge
 expect 2 'no such recipe file.*a loft run folder' -- "$loft" merge /nonexistent --out /tmp/never
 
-# Plugin loading failures surface through run with exit 1 and the plugin's file named.
+# A plugin library that cannot be loaded is bad input found before the run (validate loads the recipe's plugins):
+# exit 2 with the plugin's file named. A factory that fails for another reason than its options is a runtime
+# failure: exit 1.
 expect 0 ': ok' -- "$loft" validate "$here/good_recipe.toml"
-expect 1 'libloft_testing_wrong_abi.so: got version 9999, this loft supports version 2' -- "$loft" run \
+expect 2 'libloft_testing_wrong_abi.so: got version 9999, this loft supports version 2' -- "$loft" run \
   "$here/good_recipe.toml" quantizer.type=wrong_abi --plugin-path "$testing_plugins"
 expect 1 'failed to start: fixture refuses to start' -- "$loft" run "$here/good_recipe.toml" \
   quantizer.type=throws_on_create --plugin-path "$testing_plugins"
-expect 1 'has no entry point' -- "$loft" run "$here/good_recipe.toml" quantizer.type=missing_entry \
+expect 2 'has no entry point' -- "$loft" run "$here/good_recipe.toml" quantizer.type=missing_entry \
   --plugin-path "$testing_plugins"
 # No error reaches the user with a C++ backtrace, whichever layer raised it (TORCH_CHECK inside a plugin or the host).
 no_backtrace() {  # no_backtrace -- command...: fails with a non-zero exit, and prints no stack frames

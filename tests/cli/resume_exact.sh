@@ -20,7 +20,7 @@ targets = ["q_proj", "v_proj", "up_proj", "down_proj"]
 
 [dataset]
 type = "synthetic"
-size = 64
+limit = 64
 max_length = 96
 
 [train]

@@ -47,7 +47,7 @@ adapter_path = "{{fixtures}}/lora"
 
 [dataset]
 type = "synthetic"
-size = 96
+limit = 96
 max_level = 2
 max_length = 96
 

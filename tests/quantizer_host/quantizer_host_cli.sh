@@ -25,7 +25,7 @@ r = 4
 
 [dataset]
 type = "synthetic"
-size = 16
+limit = 16
 max_length = 96
 
 [train]

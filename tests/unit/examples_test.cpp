@@ -47,5 +47,37 @@ TEST(Examples, PromptMaskedResponseTrainedWithEos) {
   EXPECT_EQ(stats.truncated, 1);
 }
 
+class NoSamples : public Dataset {
+ public:
+  int64_t size() const override { return 0; }
+  Sample get(int64_t) const override { return {}; }
+};
+
+// Nothing left to train on is the user's input (exit 2), said in one line with the counts and the fix.
+TEST(Examples, AllDroppedOrNoSamplesIsBadInputWithCountsAndTheFix) {
+  auto tok = Tokenizer::from_file(LOFT_SOURCE_DIR "/models/demo/tokenizer.json");
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const auto shortest = tok.value().encode(tok.value().apply_chat_template({{"user", "What is 2 + 3?"}}, true)).size();
+  for (int64_t max_length : {int64_t{8}, static_cast<int64_t>(shortest), static_cast<int64_t>(shortest) + 1}) {
+    SCOPED_TRACE(max_length);
+    auto examples = tokenize_dataset(tok.value(), TwoSamples(), max_length, nullptr);
+    ASSERT_FALSE(examples.ok());
+    const std::string& m = examples.status().message();
+    EXPECT_EQ(examples.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    const std::vector<std::string> parts = {"2 samples read, all 2 dropped",
+                                            "dataset.max_length = " + std::to_string(max_length),
+                                            "raise dataset.max_length to at least " + std::to_string(shortest + 2)};
+    for (const auto& part : parts) {
+      EXPECT_NE(m.find(part), std::string::npos) << "no '" << part << "' in: " << m;
+    }
+  }
+  ASSERT_TRUE(tokenize_dataset(tok.value(), TwoSamples(), static_cast<int64_t>(shortest) + 2, nullptr).ok());
+  auto none = tokenize_dataset(tok.value(), NoSamples(), 64, nullptr);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("no samples"), std::string::npos) << none.status().message();
+}
+
 }  // namespace
 }  // namespace loft

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "loft/framework/manifest.h"
 
 namespace fs = std::filesystem;
@@ -15,6 +17,7 @@ fs::path write(const std::string& name, const std::string& text) {
   fs::path dir = std::filesystem::temp_directory_path() / ("loft_manifest_test_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   fs::path file = dir / name;
+  fs::create_directories(file.parent_path());
   std::ofstream(file) << text;
   return file;
 }
@@ -120,6 +123,57 @@ default = "eight"
   auto syntax = read_manifest(write("syntax.toml", "name = \n"));
   ASSERT_FALSE(syntax.ok());
   EXPECT_NE(syntax.status().message().find("syntax.toml:1"), std::string::npos) << syntax.status().message();
+}
+
+// A manifest describes the plugin beside it: a `library` outside its folder is refused, however it gets there.
+TEST(Manifest, LibraryOutsideTheManifestsFolderIsRefused) {
+  const fs::path dir = write("escape/plugin/keep", "").parent_path();
+  const fs::path outside = write("escape/elsewhere/libx.so", "");
+  write("escape/plugin/libx.so", "");
+  write("escape/plugin/sub/liby.so", "");
+  ASSERT_EQ(::symlink(outside.c_str(), (dir / "link.so").c_str()), 0);
+  ASSERT_EQ(::symlink(outside.parent_path().c_str(), (dir / "linkdir").c_str()), 0);
+  ASSERT_EQ(::symlink((dir / "libx.so").c_str(), (dir / "inside_link.so").c_str()), 0);
+  auto manifest = [&](const std::string& library) {
+    return read_manifest(write("escape/plugin/plugin.toml", "name = \"x\"\nkind = \"quantizer\"\nversion = \"1\"\n"
+                                                            "sdk_abi = 2\nlibrary = \"" + library + "\"\n"));
+  };
+  for (const std::string library : {"libx.so", "sub/liby.so", "./libx.so", "inside_link.so", "not_built_yet.so"}) {
+    SCOPED_TRACE(library);
+    auto m = manifest(library);
+    EXPECT_TRUE(m.ok()) << m.status().message();
+  }
+  struct Case {
+    std::string library, says;
+  };
+  for (const Case& c : {Case{"../elsewhere/libx.so", "leaves the manifest's folder through `..`"},
+                        Case{"sub/../../elsewhere/libx.so", "leaves the manifest's folder through `..`"},
+                        Case{"..", "leaves the manifest's folder through `..`"},
+                        Case{outside.string(), "is an absolute path"},
+                        Case{"/usr/lib/libc.so.6", "is an absolute path"},
+                        Case{"link.so", "resolves through a symlink to " + outside.string()},
+                        Case{"linkdir/libx.so", "resolves through a symlink to " + outside.string()},
+                        Case{"", "is empty"}}) {
+    SCOPED_TRACE(c.library);
+    auto m = manifest(c.library);
+    ASSERT_FALSE(m.ok());
+    const std::string& message = m.status().message();
+    EXPECT_NE(message.find((dir / "plugin.toml").string() + ":5: library = \"" + c.library + "\""), std::string::npos)
+        << message;
+    EXPECT_NE(message.find(c.says), std::string::npos) << message;
+    EXPECT_NE(message.find("only name a library in its own folder"), std::string::npos) << message;
+  }
+}
+
+TEST(Manifest, RenamedOptionsAreReadAndChecked) {
+  const std::string head = "name = \"x\"\nkind = \"dataset\"\nversion = \"1\"\nsdk_abi = 2\nlibrary = \"l.so\"\n";
+  auto m = read_manifest(write("renamed.toml", head + "[renamed]\nsize = \"limit\"\n"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m.value().renamed_options.at("size"), "limit");
+  auto bad = read_manifest(write("badrenamed.toml", head + "[renamed]\nsize = 3\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("badrenamed.toml:7: renamed.size must be a string"), std::string::npos)
+      << bad.status().message();
 }
 
 }  // namespace

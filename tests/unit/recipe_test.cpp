@@ -38,7 +38,7 @@ type = "full"
 
 [dataset]
 type = "synthetic"
-size = 50
+limit = 50
 )";
 
 TEST_F(RecipeTest, OptimizerSectionPicksAPluginAndChecksItsKeys) {
@@ -68,7 +68,7 @@ TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
   EXPECT_EQ(r.sections.at("train").integer("batch_size"), 4);
   EXPECT_EQ(r.sections.at("model").string("dtype"), "bf16");
   EXPECT_EQ(r.sections.at("model").string("path"), "/tmp/models/demo");  // relative to the recipe's folder
-  EXPECT_EQ(r.sections.at("dataset").integer("size"), 50);
+  EXPECT_EQ(r.sections.at("dataset").integer("limit"), 50);
   EXPECT_EQ(r.sections.at("dataset").integer("max_level"), 5);  // the plugin manifest's default
   EXPECT_EQ(r.sections.at("dataset").integer("max_length"), 1024);  // a host key inside a plugin section
 }
@@ -126,10 +126,10 @@ TEST_F(RecipeTest, MissingSectionsAndUnknownSections) {
 
 TEST_F(RecipeTest, OverridesReplaceAndAreValidatedWithTheirPosition) {
   ResolvedRecipe r;
-  auto d = check(kMinimal, &r, {"train.lr=1e-3", "dataset.size=7", "model.dtype=fp32"});
+  auto d = check(kMinimal, &r, {"train.lr=1e-3", "dataset.limit=7", "model.dtype=fp32"});
   ASSERT_TRUE(d.empty()) << joined(d);
   EXPECT_DOUBLE_EQ(r.sections.at("train").real("lr"), 1e-3);
-  EXPECT_EQ(r.sections.at("dataset").integer("size"), 7);
+  EXPECT_EQ(r.sections.at("dataset").integer("limit"), 7);
   EXPECT_EQ(r.sections.at("model").string("dtype"), "fp32");  // a bare word is a string
 
   auto bad = check(kMinimal, nullptr, {"train.max_stpes=5"});

@@ -68,9 +68,10 @@ std::vector<fs::path> to_paths(const std::vector<std::string>& v) { return {v.be
 
 bool is_override(const std::string& arg) { return arg.find('=') != std::string::npos; }
 
-// Parses a recipe and applies overrides; prints errors. Returns false on error.
-bool load_recipe(const std::string& file, const std::vector<std::string>& overrides, const PluginRegistry& registry,
-                 ResolvedRecipe* resolved) {
+// Parses a recipe, applies overrides, validates it and (unless `inputs` is null) checks the files and plugins it
+// names; prints each error on one line. Returns false on error.
+bool load_recipe(const std::string& file, const std::vector<std::string>& overrides, PluginRegistry& registry,
+                 ResolvedRecipe* resolved, const RecipeInputChecks* inputs) {
   auto recipe = parse_recipe_file(file);
   if (!recipe.ok()) {
     std::fprintf(stderr, "%s\n", recipe.status().message().c_str());
@@ -82,18 +83,20 @@ bool load_recipe(const std::string& file, const std::vector<std::string>& overri
       return false;
     }
   }
-  auto diags = validate_recipe(recipe.value(), registry, resolved);
+  ResolvedRecipe valid;
+  auto diags = validate_recipe(recipe.value(), registry, &valid);
+  // The files and plugins are checked only once the recipe itself is valid: their keys are then known to be right.
+  if (diags.empty() && inputs) diags = check_recipe_inputs(recipe.value(), valid, registry, *inputs);
   for (const auto& d : diags) std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!diags.empty()) {
-    std::fprintf(stderr, "%s: %zu error%s\n", file.c_str(), diags.size(), diags.size() == 1 ? "" : "s");
-  }
+  if (diags.size() > 1) std::fprintf(stderr, "%s: %zu errors\n", file.c_str(), diags.size());
+  if (diags.empty() && resolved) *resolved = std::move(valid);
   return diags.empty();
 }
 
 // For commands on one recipe: the single recipe argument with its overrides, validated against the plugins
 // found. Returns false (after printing why) on a usage or recipe error.
 bool load_one_recipe(const char* command, const Common& c, const char* usage, PluginRegistry& registry,
-                     ResolvedRecipe* recipe) {
+                     ResolvedRecipe* recipe, const RecipeInputChecks& inputs = {}) {
   std::vector<std::string> recipes, overrides;
   for (const auto& a : c.positional) (is_override(a) ? overrides : recipes).push_back(a);
   if (recipes.size() != 1) {
@@ -101,17 +104,7 @@ bool load_one_recipe(const char* command, const Common& c, const char* usage, Pl
     return false;
   }
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
-  return load_recipe(recipes[0], overrides, registry, recipe);
-}
-
-std::string describe_spec(const OptionSpec& s) {
-  std::string out = fmt::format("  {:<16} {:<12}", s.name, option_type_name(s.type));
-  out += s.default_value ? fmt::format(" default {}", format_option_value(*s.default_value)) : std::string(" required");
-  if (s.min) out += fmt::format(", >= {}", *s.min);
-  if (s.max) out += fmt::format(", <= {}", *s.max);
-  if (!s.choices.empty()) out += fmt::format(", one of {}", fmt::join(s.choices, "|"));
-  if (!s.doc.empty()) out += "\n      " + s.doc;
-  return out;
+  return load_recipe(recipes[0], overrides, registry, recipe, &inputs);
 }
 
 }  // namespace
@@ -119,7 +112,11 @@ std::string describe_spec(const OptionSpec& s) {
 int cmd_validate(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
-  const char* usage = "loft validate RECIPE... [section.key=value ...] [--plugin-path DIR]";
+  bool schema_only = false;
+  opts.add_options()("schema-only", po::bool_switch(&schema_only),
+                     "check the recipe against the schemas only, not the files and plugins it names (model.path, "
+                     "dataset files, plugin libraries): for a recipe meant for another machine");
+  const char* usage = "loft validate RECIPE... [section.key=value ...] [--schema-only] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   std::vector<std::string> recipes, overrides;
@@ -133,7 +130,8 @@ int cmd_validate(const std::vector<std::string>& args) {
   int failed = 0;
   for (const auto& r : recipes) {
     ResolvedRecipe resolved;
-    if (load_recipe(r, overrides, registry, &resolved)) {
+    const RecipeInputChecks inputs;
+    if (load_recipe(r, overrides, registry, &resolved, schema_only ? nullptr : &inputs)) {
       std::printf("%s: ok\n", r.c_str());
     } else {
       ++failed;
@@ -145,7 +143,7 @@ int cmd_validate(const std::vector<std::string>& args) {
 int cmd_plugins(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
-  const char* usage = "loft plugins list | describe KIND/NAME [--plugin-path DIR]";
+  const char* usage = "loft plugins list | describe KIND/NAME | describe SECTION [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   PluginRegistry registry;
@@ -163,24 +161,33 @@ int cmd_plugins(const std::vector<std::string>& args) {
   }
   if (action == "describe" && c.positional.size() == 2) {
     const std::string& what = c.positional[1];
+    // A recipe section (model, train, ... or a plugin kind): its keys from the framework schema.
+    if (framework_schema().count(what)) {
+      std::printf("%s", describe_section(what, registry).value().c_str());
+      return kExitOk;
+    }
     std::vector<const PluginManifest*> matches;
     for (const auto& m : registry.plugins()) {
       if (m.qualified_name() == what || m.name == what) matches.push_back(&m);
     }
     if (matches.size() != 1) {
-      std::fprintf(stderr, "loft plugins describe: %s '%s'; write it as KIND/NAME, see `loft plugins list`\n",
-                   matches.empty() ? "no plugin named" : "more than one plugin named", what.c_str());
+      std::string sections;
+      for (const auto& [name, _] : framework_schema()) sections += (sections.empty() ? "" : ", ") + name;
+      std::fprintf(stderr, "loft plugins describe: %s '%s'; write it as KIND/NAME (see `loft plugins list`) or name "
+                   "a recipe section (%s)\n",
+                   matches.empty() ? "no plugin or section named" : "more than one plugin named", what.c_str(),
+                   sections.c_str());
       return kExitUsage;
     }
     const PluginManifest& m = *matches[0];
     std::printf("%s %s (SDK ABI %u)\n%s\nmanifest: %s\nlibrary:  %s\noptions:\n", m.qualified_name().c_str(),
                 m.version.c_str(), m.sdk_abi, m.summary.c_str(), m.manifest_path.c_str(), m.library_path.c_str());
     if (m.options.empty()) std::printf("  (none)\n");
-    for (const auto& s : m.options) std::printf("%s\n", describe_spec(s).c_str());
+    for (const auto& s : m.options) std::printf("%s\n", describe_option(s).c_str());
     // The keys loft itself reads in this plugin's section, whichever plugin is chosen.
     if (auto host = framework_schema().find(m.kind); host != framework_schema().end() && host->second.size() > 1) {
       std::printf("host options of [%s] (any %s plugin):\n", m.kind.c_str(), m.kind.c_str());
-      for (size_t i = 1; i < host->second.size(); ++i) std::printf("%s\n", describe_spec(host->second[i]).c_str());
+      for (size_t i = 1; i < host->second.size(); ++i) std::printf("%s\n", describe_option(host->second[i]).c_str());
     }
     return kExitOk;
   }
@@ -236,17 +243,13 @@ int cmd_data(const std::vector<std::string>& args) {
   if (c.help) return kExitOk;
   PluginRegistry registry;
   ResolvedRecipe recipe;
-  if (!load_one_recipe("data", c, usage, registry, &recipe)) return kExitUsage;
+  RecipeInputChecks inputs;
+  inputs.model = inputs.tokenizer = tokens;  // samples alone need no model
+  if (!load_one_recipe("data", c, usage, registry, &recipe, inputs)) return kExitUsage;
   auto ctx = make_run_context(recipe.sections.at("model"), recipe.sections.at("train"));
-  if (!ctx.ok()) {
-    spdlog::error("{}", ctx.status().message());
-    return kExitFailure;
-  }
+  if (!ctx.ok()) return finish(ctx.status());
   auto dataset = registry.create_dataset(recipe.plugin_types.at("dataset"), *ctx.value(), recipe.sections.at("dataset"));
-  if (!dataset.ok()) {
-    spdlog::error("[dataset] {}", dataset.status().message());
-    return kExitFailure;
-  }
+  if (!dataset.ok()) return finish(Status::Error(dataset.status().code(), "[dataset] " + dataset.status().message()));
   if (tokens) {
     auto tokenizer = Tokenizer::from_file(fs::path(recipe.sections.at("model").string("path")) / "tokenizer.json");
     if (!tokenizer.ok()) {
@@ -255,10 +258,7 @@ int cmd_data(const std::vector<std::string>& args) {
     }
     auto examples = tokenize_dataset(tokenizer.value(), *dataset.value(),
                                      recipe.sections.at("dataset").integer("max_length"), nullptr);
-    if (!examples.ok()) {
-      spdlog::error("{}", examples.status().message());
-      return kExitFailure;
-    }
+    if (!examples.ok()) return finish(examples.status());
     const auto& all = examples.value();
     const size_t count = limit > 0 ? std::min(static_cast<size_t>(limit), all.size()) : all.size();
     for (size_t i = 0; i < count; ++i) {
@@ -315,7 +315,9 @@ int cmd_merge(const std::vector<std::string>& args) {
   PluginRegistry registry;
   if (loft::fs::is_regular_file(c.positional[0])) {
     ResolvedRecipe recipe;
-    if (!load_one_recipe("merge", c, usage, registry, &recipe)) return kExitUsage;
+    RecipeInputChecks inputs;
+    inputs.tokenizer = false;  // merge copies tokenizer.json when there is one
+    if (!load_one_recipe("merge", c, usage, registry, &recipe, inputs)) return kExitUsage;
     return finish(merge_recipe(recipe, registry, {}, out));
   }
   if (c.positional.size() != 1) {

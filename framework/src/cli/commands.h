@@ -1,4 +1,5 @@
-// The `loft` subcommands. Each returns the process exit code: 0 ok, 1 runtime failure, 2 usage or recipe error.
+// The `loft` subcommands. Each returns the process exit code: 0 ok, 1 runtime failure, 2 bad input (usage, the
+// recipe, or the files and plugins it names).
 #pragma once
 
 #include <string>

@@ -20,12 +20,13 @@ commands:
   run RECIPE [section.key=value ...]       load the recipe's plugins and run it
   validate RECIPE... [section.key=value]   check recipes against every schema; all errors at once
   plugins list | describe KIND/NAME        what plugins are installed, read from their manifests
+  plugins describe SECTION                 a recipe section's keys: type, default and help (train, model, ...)
   data RECIPE [--limit N]                  print the recipe's dataset samples as JSON lines
   eval RECIPE [--run RUN_DIR] [--limit N]  generate answers to the dataset's problems and grade them
   merge RUN_DIR --out DIR                  base + trained adaptation -> a Hugging Face model folder
 
 `loft <command> --help` describes a command's options.
-exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error.
+exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, the recipe, or the files and plugins it names).
 )";
 
 }  // namespace

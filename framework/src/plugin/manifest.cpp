@@ -89,6 +89,32 @@ StatusOr<OptionSpec> parse_option(const std::filesystem::path& file, const std::
   return spec;
 }
 
+// `library` must name a file in the manifest's folder or below it: a manifest describes the plugin beside it and
+// must not make loft load code from elsewhere. Refused: an absolute path, a `..` component, and a path that a
+// symlink (the library itself or a folder on the way) resolves outside the folder.
+Status check_library_inside_folder(const std::filesystem::path& manifest_path, const toml::node& node,
+                                   const std::string& library) {
+  auto refuse = [&](const std::string& why) {
+    return Status::InvalidArgument(fmt::format(
+        "{}: library = \"{}\" {}; a manifest may only name a library in its own folder: put the .so beside "
+        "plugin.toml and write its file name (library = \"libloft_<kind>_<name>.so\")",
+        where(manifest_path, node.source()), library, why));
+  };
+  const std::filesystem::path relative(library);
+  if (library.empty()) return refuse("is empty");
+  if (relative.has_root_name() || relative.has_root_directory()) return refuse("is an absolute path");
+  for (const auto& part : relative) {
+    if (part == "..") return refuse("leaves the manifest's folder through `..`");
+  }
+  const std::filesystem::path folder = fs::weakly_canonical(fs::absolute(manifest_path).parent_path());
+  const std::filesystem::path resolved = fs::weakly_canonical(folder / relative);
+  auto [in_folder, in_resolved] = std::mismatch(folder.begin(), folder.end(), resolved.begin(), resolved.end());
+  if (in_folder != folder.end() || in_resolved == resolved.end()) {
+    return refuse(fmt::format("resolves through a symlink to {}, outside {}", resolved.string(), folder.string()));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_path) {
@@ -120,7 +146,23 @@ StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_pat
   const auto* abi = root.get_as<int64_t>("sdk_abi");
   if (!abi) return Status::InvalidArgument(fmt::format("{}: missing integer `sdk_abi`", manifest_path.string()));
   m.sdk_abi = static_cast<uint32_t>(abi->get());
+  if (auto st = check_library_inside_folder(manifest_path, *root.get("library"), library); !st.ok()) return st;
   m.library_path = fs::absolute(manifest_path.parent_path() / library);
+  if (const auto* renamed = root.get("renamed")) {
+    const auto* table = renamed->as_table();
+    if (!table) {
+      return Status::InvalidArgument(fmt::format("{}: `renamed` must be a table of old = \"new\" option names",
+                                                 where(manifest_path, renamed->source())));
+    }
+    for (const auto& [old_name, node] : *table) {
+      const auto* now = node.as_string();
+      if (!now) {
+        return Status::InvalidArgument(fmt::format("{}: renamed.{} must be a string: the option's current name",
+                                                   where(manifest_path, node.source()), old_name.str()));
+      }
+      m.renamed_options[std::string(old_name.str())] = now->get();
+    }
+  }
   if (const auto* options = root.get_as<toml::table>("options")) {
     // toml::table iterates its keys sorted; the schema keeps the manifest's order (what `loft plugins describe`
     // prints), so the options are taken in the order of their source positions.

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <set>
 
@@ -17,6 +18,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <toml++/toml.h>
 
 #include "loft/abi.h"
 #include "loft/fingerprint.h"
@@ -89,6 +91,19 @@ const std::vector<std::pair<int, int>>& visible_gpu_capabilities() {
   return capabilities;
 }
 
+// "kind/name" as a manifest that read_manifest refused states it, when it states both: so that a recipe naming
+// that plugin learns why it is missing.
+std::optional<std::string> claimed_name(const fs::path& manifest_path) {
+  try {
+    const toml::table root = toml::parse_file(manifest_path.string());
+    const auto kind = root["kind"].value<std::string>();
+    const auto name = root["name"].value<std::string>();
+    if (kind && name) return *kind + "/" + *name;
+  } catch (const toml::parse_error&) {
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& extra) {
@@ -121,6 +136,7 @@ void PluginRegistry::discover(const std::vector<fs::path>& folders) {
       auto manifest = read_manifest(canonical);
       if (!manifest.ok()) {
         problems_.push_back(manifest.status().message());
+        if (auto claimed = claimed_name(canonical)) refused_.emplace(*claimed, manifest.status().message());
         continue;
       }
       auto& paths = duplicates_[manifest.value().qualified_name()];
@@ -142,6 +158,19 @@ const PluginManifest* PluginRegistry::find(const std::string& kind, const std::s
   return nullptr;
 }
 
+Status PluginRegistry::check_usable(const std::string& kind, const std::string& name) const {
+  const std::string qualified = kind + "/" + name;
+  if (auto it = duplicates_.find(qualified); it != duplicates_.end() && it->second.size() > 1) {
+    return Status::FailedPrecondition(fmt::format(
+        "plugin {} is defined by more than one manifest: {} and {}; remove one or rename it in its plugin.toml",
+        qualified, it->second[0].string(), it->second[1].string()));
+  }
+  if (auto it = refused_.find(qualified); it != refused_.end() && find(kind, name) == nullptr) {
+    return Status::FailedPrecondition(fmt::format("plugin {} cannot be used: {}", qualified, it->second));
+  }
+  return Status::Ok();
+}
+
 std::vector<std::string> PluginRegistry::names(const std::string& kind) const {
   std::vector<std::string> out;
   for (const auto& m : manifests_) {
@@ -153,15 +182,11 @@ std::vector<std::string> PluginRegistry::names(const std::string& kind) const {
 Status PluginRegistry::load(const std::string& kind, const std::string& name) {
   const std::string qualified = kind + "/" + name;
   if (loaded_.count(qualified)) return Status::Ok();
+  if (auto st = check_usable(kind, name); !st.ok()) return st;
   const PluginManifest* m = find(kind, name);
   if (!m) {
     return Status::NotFound(fmt::format("unknown {} plugin '{}'{}; available: {}", kind, name,
                                         did_you_mean(name, names(kind)), fmt::join(names(kind), ", ")));
-  }
-  if (auto it = duplicates_.find(qualified); it != duplicates_.end() && it->second.size() > 1) {
-    return Status::FailedPrecondition(fmt::format(
-        "plugin {} is defined by more than one manifest: {} and {}; remove one or rename it in its plugin.toml",
-        qualified, it->second[0].string(), it->second[1].string()));
   }
   const std::string file = m->library_path.string();
   if (m->sdk_abi != LOFT_SDK_ABI_VERSION) {
@@ -271,6 +296,9 @@ StatusOr<void*> PluginRegistry::create_erased(const char* kind_name, const std::
     void* component = it->second(ctx, options);
     if (!component) return Status::Internal(fmt::format("plugin {}/{}: factory returned nothing", kind, name));
     return component;
+  } catch (const std::invalid_argument& e) {
+    // The SDK's convention (registrar.h): the options, or the files they name, are at fault: the user's input.
+    return Status::InvalidArgument(fmt::format("plugin {}/{} failed to start: {}", kind, name, error_message(e)));
   } catch (const std::exception& e) {
     return Status::FailedPrecondition(fmt::format("plugin {}/{} failed to start: {}", kind, name, error_message(e)));
   }

@@ -3,6 +3,8 @@
 #include "loft/framework/recipe.h"
 
 #include <cmath>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -148,10 +150,53 @@ bool is_path_option(const std::string& name) {
   return name == "path" || ends_with("_path") || ends_with("_dir") || name == "dir";
 }
 
-// Validates one section's entries against a schema and resolves defaults.
+// What to say after "unknown key 'k' in [kind] (plugin kind/name)": the plugin's new name for a renamed option, a
+// close option of the plugin, or the other plugins of the same kind that have that option (or a close one).
+std::string plugin_key_hint(const std::string& key, const PluginManifest& plugin, const OptionSchema& schema,
+                            const PluginRegistry& registry) {
+  std::vector<std::string> known;
+  for (const auto& spec : schema) known.push_back(spec.name);
+  const std::string section = plugin.kind;
+  if (auto it = plugin.renamed_options.find(key); it != plugin.renamed_options.end()) {
+    return fmt::format(": {} calls it `{}` now; write {}.{} instead", plugin.qualified_name(), it->second, section,
+                       it->second);
+  }
+  if (auto near = closest_match(key, known)) return fmt::format(" (did you mean '{}'?)", *near);
+  std::vector<std::string> owners, near_owners;
+  std::optional<std::string> near_other;
+  for (const auto& other : registry.plugins()) {
+    if (other.kind != plugin.kind || other.name == plugin.name) continue;
+    if (auto it = other.renamed_options.find(key); it != other.renamed_options.end() && find_option(schema, it->second)) {
+      return fmt::format(" (did you mean '{}'? `{}` is the former name of `{}` in {})", it->second, key, it->second,
+                         other.qualified_name());
+    }
+    std::vector<std::string> theirs;
+    for (const auto& spec : other.options) theirs.push_back(spec.name);
+    if (find_option(other.options, key)) {
+      owners.push_back(other.name);
+    } else if (auto m = closest_match(key, theirs); m && (!near_other || *near_other == *m)) {
+      near_other = *m;
+      near_owners.push_back(other.name);
+    }
+  }
+  if (!owners.empty()) {
+    return fmt::format(": `{}` is an option of {} plugin {}, not of {}; set {}.type = \"{}\" to use it, or remove "
+                       "the key",
+                       key, section, fmt::join(owners, ", "), plugin.qualified_name(), section, owners.front());
+  }
+  if (near_other) {
+    return fmt::format(" (did you mean '{}'? an option of {} plugin {}, not of {})", *near_other, section,
+                       fmt::join(near_owners, ", "), plugin.qualified_name());
+  }
+  return "";
+}
+
+// Validates one section's entries against a schema and resolves defaults. `hint` says what to add after an unknown
+// key's message (default: the closest known key).
 void check_section(const RecipeSection* section, const std::string& section_name, const OptionSchema& schema,
                    const std::string& owner, const SourceLocation& fallback, const fs::path& base_dir,
-                   std::vector<Diagnostic>& out, std::map<std::string, OptionValue>& resolved) {
+                   std::vector<Diagnostic>& out, std::map<std::string, OptionValue>& resolved,
+                   const std::function<std::string(const std::string&)>& hint = nullptr) {
   std::vector<std::string> known;
   for (const auto& spec : schema) known.push_back(spec.name);
   if (section) {
@@ -160,7 +205,7 @@ void check_section(const RecipeSection* section, const std::string& section_name
       const OptionSpec* spec = find_option(schema, key);
       if (!spec) {
         out.push_back({entry.where, fmt::format("unknown key '{}' in [{}]{}{}", key, section_name, owner,
-                                                did_you_mean(key, known))});
+                                                hint ? hint(key) : did_you_mean(key, known))});
         continue;
       }
       auto value = coerce(entry.value, spec->type);
@@ -302,6 +347,11 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
                                    fmt::format("{}", fmt::join(names, ", ")))});
       continue;
     }
+    const SourceLocation type_where = type_entry ? type_entry->where : (section ? section->where : top);
+    if (auto usable = registry.check_usable(name, type); !usable.ok()) {
+      diags.push_back({type_where, usable.message()});
+      continue;
+    }
     const PluginManifest* manifest = registry.find(name, type);
     if (!manifest) {
       auto names = registry.names(name);
@@ -314,7 +364,7 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
     OptionSchema merged = manifest->options;
     for (size_t i = 1; i < section_schema.size(); ++i) merged.push_back(section_schema[i]);
     check_section(section, name, merged, fmt::format(" (plugin {})", manifest->qualified_name()), top, base_dir, diags,
-                  values);
+                  values, [&](const std::string& key) { return plugin_key_hint(key, *manifest, merged, registry); });
     resolved.plugin_types[name] = type;
     resolved.sections[name] = Options(name, std::move(values));
   }
@@ -327,6 +377,9 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
     }
   }
   for (auto& d : check_quantizer_skip(recipe, resolved.model_config.get())) diags.push_back(std::move(d));
+  if (resolved.model_config && resolved.sections.count("peft") && resolved.sections.count("model")) {
+    for (auto& d : check_peft_targets(recipe, resolved, *resolved.model_config)) diags.push_back(std::move(d));
+  }
   std::sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
     return std::tie(a.where.file, a.where.line, a.where.column) < std::tie(b.where.file, b.where.line, b.where.column);
   });

@@ -1,6 +1,10 @@
 // Samples -> tokenized examples with masked prompts.
 #include "loft/framework/examples.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+
 #include <fmt/format.h>
 
 #include "loft/framework/chunked_loss.h"
@@ -14,10 +18,22 @@ StatusOr<std::vector<TokenizedExample>> tokenize_dataset(const Tokenizer& tokeni
     return Status::InvalidArgument(
         "the tokenizer has no eos token: add \"eos_token\" to tokenizer_config.json beside tokenizer.json");
   }
+  if (dataset.size() == 0) {
+    return Status::InvalidArgument("the dataset has no samples: check the [dataset] section (its file, filters and "
+                                   "limit)");
+  }
   TokenizeStats s;
   std::vector<TokenizedExample> out;
+  size_t shortest_dropped_prompt = SIZE_MAX;  // tokens, to say how long max_length must be
   for (int64_t i = 0; i < dataset.size(); ++i) {
-    Sample sample = dataset.get(i);
+    Sample sample;
+    try {
+      sample = dataset.get(i);
+    } catch (const std::invalid_argument& e) {  // a dataset plugin reading its file lazily: the user's input
+      return Status::InvalidArgument(fmt::format("dataset sample {}: {}", i, e.what()));
+    } catch (const std::exception& e) {
+      return Status::Internal(fmt::format("dataset sample {}: {}", i, e.what()));
+    }
     if (sample.messages.empty() || sample.messages.back().role != "assistant") {
       return Status::InvalidArgument(fmt::format("dataset sample {} does not end with an assistant message", i));
     }
@@ -27,6 +43,7 @@ StatusOr<std::vector<TokenizedExample>> tokenize_dataset(const Tokenizer& tokeni
     response.push_back(*eos);
     if (static_cast<int64_t>(prompt.size()) + 1 >= max_length) {
       ++s.dropped;
+      shortest_dropped_prompt = std::min(shortest_dropped_prompt, prompt.size());
       continue;
     }
     const size_t room = static_cast<size_t>(max_length) - prompt.size();
@@ -41,6 +58,14 @@ StatusOr<std::vector<TokenizedExample>> tokenize_dataset(const Tokenizer& tokeni
     for (int32_t id : response) e.labels.push_back(id);
     s.label_tokens += static_cast<int64_t>(response.size());
     out.push_back(std::move(e));
+  }
+  if (out.empty()) {
+    // One line with the counts, the reason and the fix: nothing would be left to train on.
+    return Status::InvalidArgument(fmt::format(
+        "dataset: {} samples read, all {} dropped: each prompt (chat template included) fills dataset.max_length = {} "
+        "tokens, leaving no room for the response; raise dataset.max_length to at least {} (the shortest prompt has "
+        "{} tokens) or shorten the prompts",
+        dataset.size(), s.dropped, max_length, shortest_dropped_prompt + 2, shortest_dropped_prompt));
   }
   s.examples = static_cast<int64_t>(out.size());
   if (stats) *stats = s;

@@ -39,7 +39,7 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
 #define LOFT_CREATE_COMPONENT(Interface, kind, default_type, doc)                                   \
   {                                                                                                  \
     auto made = registry.create<Interface>(t.at(#kind), *c.context, recipe.sections.at(#kind));     \
-    if (!made.ok()) return Status::FailedPrecondition("[" #kind "] " + made.status().message());    \
+    if (!made.ok()) return Status::Error(made.status().code(), "[" #kind "] " + made.status().message()); \
     c.kind = std::move(made).value();                                                              \
   }
   LOFT_PLUGIN_KINDS(LOFT_CREATE_COMPONENT)
@@ -191,7 +191,7 @@ Status save_merged_model(const Qwen2Model& lm, const fs::path& model_dir, const 
 StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& registry, const SessionOptions& options) {
   Session s;
   auto components = instantiate(recipe, registry);
-  if (!components.ok()) return runtime_error(components.status());
+  if (!components.ok()) return components.status();  // a factory's std::invalid_argument is the user's input
   s.components = std::move(components).value();
   const RunComponents& c = s.components;
   std::string plugins;
@@ -319,7 +319,7 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
 
   TokenizeStats stats;
   auto examples = tokenize_dataset(tokenizer, *c.dataset, recipe.sections.at("dataset").integer("max_length"), &stats);
-  if (!examples.ok()) return runtime_error(examples.status());
+  if (!examples.ok()) return examples.status();  // the dataset's samples: the user's input
   spdlog::info("dataset: {} samples -> {} examples, {} label tokens ({} truncated, {} dropped: prompt too long)",
                c.dataset->size(), stats.examples, stats.label_tokens, stats.truncated, stats.dropped);
 

@@ -45,11 +45,11 @@ struct Settings {
 std::vector<loft::ChatMessage> read_messages(const Record& r) {
   const auto& list = r.value.at("messages");
   if (!list.is_array()) {
-    throw std::runtime_error(r.where() + ": field \"messages\" must be an array of {\"role\": ..., \"content\": ...} "
+    throw std::invalid_argument(r.where() + ": field \"messages\" must be an array of {\"role\": ..., \"content\": ...} "
                              "objects, got " + loft::jsonl::describe_json_type(list));
   }
   if (list.size() < 2) {
-    throw std::runtime_error(r.where() + ": \"messages\" has " + std::to_string(list.size()) +
+    throw std::invalid_argument(r.where() + ": \"messages\" has " + std::to_string(list.size()) +
                              " message(s); a sample needs at least a prompt turn and the assistant turn that "
                              "training learns");
   }
@@ -58,17 +58,17 @@ std::vector<loft::ChatMessage> read_messages(const Record& r) {
     const auto& m = list[i];
     const std::string at = r.where() + ": messages[" + std::to_string(i) + "]";
     if (!m.is_object()) {
-      throw std::runtime_error(at + " must be an object {\"role\": ..., \"content\": ...}, got " +
+      throw std::invalid_argument(at + " must be an object {\"role\": ..., \"content\": ...}, got " +
                                loft::jsonl::describe_json_type(m));
     }
     for (const char* key : {"role", "content"}) {
       auto it = m.find(key);
       if (it == m.end()) {
-        throw std::runtime_error(at + " has no \"" + key +
+        throw std::invalid_argument(at + " has no \"" + key +
                                  "\" field; each message is {\"role\": ..., \"content\": ...}");
       }
       if (!it->is_string()) {
-        throw std::runtime_error(at + ": \"" + key + "\" must be a string, got " +
+        throw std::invalid_argument(at + ": \"" + key + "\" must be a string, got " +
                                  loft::jsonl::describe_json_type(*it) +
                                  (std::string(key) == "content" ? " (content given as a list of parts is not "
                                                                   "supported: join the text into one string)"
@@ -77,13 +77,13 @@ std::vector<loft::ChatMessage> read_messages(const Record& r) {
     }
     std::string role = m.at("role").get<std::string>();
     if (role != "system" && role != "user" && role != "assistant") {
-      throw std::runtime_error(at + ": unknown role \"" + role + "\"; roles are \"system\", \"user\" and "
+      throw std::invalid_argument(at + ": unknown role \"" + role + "\"; roles are \"system\", \"user\" and "
                                "\"assistant\"");
     }
     messages.push_back({std::move(role), m.at("content").get<std::string>()});
   }
   if (messages.back().role != "assistant") {
-    throw std::runtime_error(r.where() + ": the last message is from \"" + messages.back().role +
+    throw std::invalid_argument(r.where() + ": the last message is from \"" + messages.back().role +
                              "\"; it must be from \"assistant\" (the turn training learns). Drop trailing turns or "
                              "end the conversation with the assistant's reply");
   }
@@ -97,7 +97,7 @@ loft::Sample read_sample(const Record& r, const Settings& s) {
   sample.fields = loft::jsonl::scalar_fields(r.value);
   if (as_messages) {
     if (!has_messages) {
-      throw std::runtime_error(r.where() + ": the record has no \"messages\" field (it has " +
+      throw std::invalid_argument(r.where() + ": the record has no \"messages\" field (it has " +
                                loft::jsonl::list_keys(r.value) + "); with format = \"messages\" each line must be "
                                "{\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
     }

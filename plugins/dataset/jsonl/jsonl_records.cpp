@@ -49,11 +49,11 @@ int64_t for_each_record(const std::string& path, const std::function<bool(const 
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) throw std::runtime_error(path + ": " + std::strerror(errno));
-    throw std::runtime_error(path + ": no such file. Check `path` in the recipe's [dataset] section (a relative path "
+    throw std::invalid_argument(path + ": no such file. Check `path` in the recipe's [dataset] section (a relative path "
                              "is resolved against the recipe's folder)");
   }
   if (S_ISDIR(info.st_mode)) {
-    throw std::runtime_error(path + " is a directory; `path` must name a JSONL file (one JSON object per line)");
+    throw std::invalid_argument(path + " is a directory; `path` must name a JSONL file (one JSON object per line)");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open for reading: " + std::strerror(errno));
@@ -72,7 +72,7 @@ int64_t for_each_record(const std::string& path, const std::function<bool(const 
     } catch (const nlohmann::json::parse_error& e) {
       const size_t first = line.find_first_not_of(" \t", start);
       const bool looks_like_array = line_number == 1 && first != std::string::npos && line[first] == '[';
-      throw std::runtime_error(path + ":" + std::to_string(line_number) + ":" + std::to_string(e.byte) +
+      throw std::invalid_argument(path + ":" + std::to_string(line_number) + ":" + std::to_string(e.byte) +
                                ": malformed JSON: " + parse_error_detail(e) +
                                ". Each line must hold one complete JSON object (a record may not span lines)" +
                                (looks_like_array ? "; this file looks like one JSON array: convert it to JSONL, e.g. "
@@ -80,7 +80,7 @@ int64_t for_each_record(const std::string& path, const std::function<bool(const 
                                                  : ""));
     }
     if (!value.is_object()) {
-      throw std::runtime_error(path + ":" + std::to_string(line_number) + ": expected a JSON object {...}, got " +
+      throw std::invalid_argument(path + ":" + std::to_string(line_number) + ": expected a JSON object {...}, got " +
                                describe_json_type(value) + ". Each line must hold one JSON object");
     }
     ++records;
@@ -88,7 +88,7 @@ int64_t for_each_record(const std::string& path, const std::function<bool(const 
   }
   if (in.bad()) throw std::runtime_error(path + ": read error after line " + std::to_string(line_number));
   if (records == 0) {
-    throw std::runtime_error(path + ": the file has no records (" +
+    throw std::invalid_argument(path + ": the file has no records (" +
                              (line_number == 0 ? std::string("it is empty") : "it holds only blank lines") +
                              "); a JSONL file holds one JSON object per line");
   }
@@ -98,11 +98,11 @@ int64_t for_each_record(const std::string& path, const std::function<bool(const 
 std::string required_string(const Record& record, const std::string& key, const std::string& hint) {
   auto it = record.value.find(key);
   if (it == record.value.end()) {
-    throw std::runtime_error(record.where() + ": the record has no \"" + key + "\" field (it has " +
+    throw std::invalid_argument(record.where() + ": the record has no \"" + key + "\" field (it has " +
                              list_keys(record.value) + ")" + (hint.empty() ? "" : "; " + hint));
   }
   if (!it->is_string()) {
-    throw std::runtime_error(record.where() + ": field \"" + key + "\" must be a string, got " +
+    throw std::invalid_argument(record.where() + ": field \"" + key + "\" must be a string, got " +
                              describe_json_type(*it));
   }
   return it->get<std::string>();

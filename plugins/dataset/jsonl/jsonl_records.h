@@ -27,11 +27,12 @@ std::string required_path(const Options& options, const std::string& what);
 
 // Calls `visit` on each non-blank line of `path`, parsed as a JSON object, in file order, until `visit` returns
 // false. A UTF-8 byte-order mark and CRLF line ends are accepted; strings pass through as UTF-8. Returns the number
-// of records visited. Throws std::runtime_error naming the file (and line) when the file is missing, unreadable,
-// holds no record at all, or a line is not one JSON object.
+// of records visited. Throws std::invalid_argument naming the file (and line) when the file is missing, holds no
+// record at all, or a line is not one JSON object (the user's input: exit 2), std::runtime_error when it cannot be
+// opened or read.
 int64_t for_each_record(const std::string& path, const std::function<bool(const Record&)>& visit);
 
-// The string at `key` of `record`. Throws std::runtime_error "<file>:<line>: ..." when it is missing (`hint` says
+// The string at `key` of `record`. Throws std::invalid_argument "<file>:<line>: ..." when it is missing (`hint` says
 // how to fix) or not a string.
 std::string required_string(const Record& record, const std::string& key, const std::string& hint);
 

@@ -100,7 +100,7 @@ Fields read_record(const Record& r) {
   f["type"] = read_type(r);
   auto answer = r.value.find("answer");
   if (answer != r.value.end() && !answer->is_string()) {
-    throw std::runtime_error(r.where() + ": field \"answer\" must be a string, got " +
+    throw std::invalid_argument(r.where() + ": field \"answer\" must be a string, got " +
                              loft::jsonl::describe_json_type(*answer));
   }
   if (answer == r.value.end()) {
@@ -174,7 +174,7 @@ std::unique_ptr<loft::Dataset> create(const loft::HostContext&, const loft::Opti
       why = "levels = " + quoted_list(level_list) + " and types = " + quoted_list(type_list) +
             " each match some records but never the same one";
     }
-    throw std::runtime_error(path + ": no record is left after filtering: " + why +
+    throw std::invalid_argument(path + ": no record is left after filtering: " + why +
                              ". Widen the filter, or leave it empty ([]) for all");
   }
   return std::make_unique<MathDataset>(std::move(kept), o.string("instruction"));

@@ -42,7 +42,12 @@ class SyntheticDataset final : public loft::Dataset {
 void register_plugin(loft::Registrar& registrar) {
   registrar.add_dataset("synthetic", [](const loft::HostContext& ctx, const loft::Options& o) {
     const int64_t seed = o.integer("seed");
-    return std::make_unique<SyntheticDataset>(o.integer("size"), seed < 0 ? ctx.seed() : static_cast<uint64_t>(seed),
+    // Checked here, not at the first sample: a bad option fails the run before the model is built.
+    if (o.strings("types").empty()) {
+      throw std::invalid_argument("types = [] names no problem type; name at least one (\"Prealgebra\", \"Algebra\", "
+                                  "\"Number Theory\", \"Counting & Probability\") or leave `types` out for all");
+    }
+    return std::make_unique<SyntheticDataset>(o.integer("limit"), seed < 0 ? ctx.seed() : static_cast<uint64_t>(seed),
                                               static_cast<int>(o.integer("max_level")), o.strings("types"),
                                               o.string("instruction"));
   });

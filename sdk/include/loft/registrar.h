@@ -13,6 +13,8 @@ namespace loft {
 
 // A factory builds a component from the host context and the plugin's resolved options. It may throw
 // (std::exception or c10::Error); the host turns that into an error naming the plugin and the recipe section.
+// Throw std::invalid_argument when the options or the files they name are wrong (the user's input: `loft` exits
+// 2); any other exception is a failure of the run (exit 1).
 template <typename T>
 using Factory = std::function<std::unique_ptr<T>(const HostContext&, const Options&)>;
 

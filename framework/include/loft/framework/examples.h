@@ -21,7 +21,8 @@ struct TokenizeStats {
 // exact text that generation at evaluation starts from); the response is the last message's content followed by
 // the end-of-sequence token. Prompt and response are tokenized separately (no BPE merge across the boundary), the
 // prompt's labels are masked. Examples longer than max_length keep the prompt and cut the response.
-// Fails when the tokenizer has no eos token or a sample does not end with an assistant message.
+// Fails (kInvalidArgument: the user's input) when the tokenizer has no eos token, a sample does not end with an
+// assistant message, the dataset is empty, or every sample is dropped (its prompt alone fills max_length).
 StatusOr<std::vector<TokenizedExample>> tokenize_dataset(const Tokenizer& tokenizer, const Dataset& dataset,
                                                          int64_t max_length, TokenizeStats* stats);
 

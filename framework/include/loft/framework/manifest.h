@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "loft/options.h"
@@ -30,11 +31,16 @@ struct PluginManifest {
   std::filesystem::path manifest_path;
   std::filesystem::path library_path;  // absolute: the manifest's folder / `library`
   OptionSchema options;
+  // [renamed] old = "new": options this plugin used to call by another name. A recipe that still writes the old
+  // name is refused with the new one (one name per meaning; no silent aliases).
+  std::map<std::string, std::string> renamed_options;
 
   std::string qualified_name() const { return kind + "/" + name; }
 };
 
-// Parses and checks one plugin.toml. Errors name the file, line and key.
+// Parses and checks one plugin.toml. Errors name the file, line and key. A `library` that lies outside the
+// manifest's own folder (absolute, a `..` component, or a symlink that resolves elsewhere) is refused: a manifest
+// describes the plugin beside it, and must not make loft load code from anywhere else.
 StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_path);
 
 }  // namespace loft

@@ -34,6 +34,10 @@ class PluginRegistry {
   const std::vector<PluginManifest>& plugins() const { return manifests_; }
   const std::vector<std::string>& problems() const { return problems_; }
   const PluginManifest* find(const std::string& kind, const std::string& name) const;
+  // Why kind/name cannot be used although a manifest claims it: the manifest was refused (its message, naming the
+  // file), or more than one manifest defines it (naming both). Ok otherwise, also for a name no manifest claims.
+  // `loft validate` reports these for the plugins a recipe names; load() refuses them.
+  Status check_usable(const std::string& kind, const std::string& name) const;
   std::vector<std::string> names(const std::string& kind) const;
 
   // Loads kind/name once: checks the manifest, the library's ABI version (before any other plugin code runs), its
@@ -67,6 +71,7 @@ class PluginRegistry {
   std::vector<PluginManifest> manifests_;
   std::vector<std::string> problems_;
   std::map<std::string, std::vector<std::filesystem::path>> duplicates_;  // qualified name -> every manifest
+  std::map<std::string, std::string> refused_;  // qualified name -> why its manifest was refused
   std::map<std::string, bool> loaded_;
   std::unique_ptr<Factories> factories_;
 };

@@ -78,8 +78,37 @@ struct ResolvedRecipe {
 };
 
 // Checks everything and reports every problem at once (empty = valid). Fills `out` when valid and out != nullptr.
-// Also checks quantizer.skip against the model's config.json when that file is readable (quantizer_host.h).
+// Also checks quantizer.skip (quantizer_host.h) and peft.targets against the model's config.json when that file is
+// readable. Reads no other file: check_recipe_inputs checks that the files the recipe names exist.
 std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegistry& registry, ResolvedRecipe* out);
+
+// What check_recipe_inputs looks at. `loft validate` checks everything; `loft data` without --tokens needs no model,
+// `loft merge` no tokenizer.
+struct RecipeInputChecks {
+  bool model = true;      // model.path: a folder with a readable config.json and, for init = "pretrained", weights
+  bool tokenizer = true;  // model.path holds tokenizer.json
+  bool plugins = true;    // every plugin the recipe names loads (ABI, build fingerprint, registration)
+};
+
+// The inputs a valid recipe names, checked before anything runs, one diagnostic per problem located at its key:
+// model.path (see RecipeInputChecks), every other non-empty option named `path` or `*_path` exists (`*_dir` options
+// are folders loft creates), and the plugins load. Loads plugin libraries; reads no file's contents but config.json.
+std::vector<Diagnostic> check_recipe_inputs(const Recipe& recipe, const ResolvedRecipe& resolved,
+                                            PluginRegistry& registry, const RecipeInputChecks& checks = {});
+
+// One diagnostic per entry of peft.targets (module patterns, loft/module_pattern.h) that names no adaptable linear
+// of the model (the decoder layers' q/k/v/o/gate/up/down projections, within peft.layers when set), and for a
+// peft.layers index past the model's last layer; located at the entry, or at peft.type for a default. Applies to
+// the peft plugins that declare those options; validate_recipe calls it when config.json is readable.
+std::vector<Diagnostic> check_peft_targets(const Recipe& recipe, const ResolvedRecipe& resolved,
+                                           const Qwen2Config& config);
+
+// `loft plugins describe`: one option as "  name  type  default X, >= a, <= b, one of ...\n      help" (no final
+// newline), and a section of the framework schema, every key with its type, default, bounds and help (a plugin
+// section: `type`, the installed plugins of that kind and the keys loft reads there). NotFound for an unknown
+// section, with the sections listed.
+std::string describe_option(const OptionSpec& spec);
+StatusOr<std::string> describe_section(const std::string& section, const PluginRegistry& registry);
 
 // Parses "15GiB", "512MiB", "1.5GB", "1000000" into bytes.
 StatusOr<uint64_t> parse_byte_size(const std::string& text);
