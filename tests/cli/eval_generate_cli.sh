@@ -34,21 +34,24 @@ for i, (r, s) in enumerate(zip(records, samples)):
     assert r["level"] == s.get("level", "(none)") and r["type"] == s.get("type", "(none)"), (r, s)
     if r["predicted"] is None:
         assert not r["correct"] and "\\boxed{" not in r["generation"], r
-open(sys.argv[4] + "/problem0.txt", "w", encoding="utf-8").write([m["content"] for m in samples[0]["messages"] if m["role"] == "user"][-1])
-open(sys.argv[4] + "/generation0.txt", "w", encoding="utf-8").write(records[0]["generation"])
+for i, (r, s) in enumerate(zip(records, samples)):
+    open(f"{sys.argv[4]}/problem{i}.txt", "w", encoding="utf-8").write([m["content"] for m in s["messages"] if m["role"] == "user"][-1])
+    open(f"{sys.argv[4]}/generation{i}.txt", "w", encoding="utf-8").write(r["generation"])
 print(f"eval.jsonl: {len(records)} records, {summary['correct']} correct")
 PY
 
-# 2. generate: the run's model answers problem 0 exactly as eval did (greedy, same chat template, same budget).
-problem=$(cat "$work/problem0.txt")
-"$loft" generate "$recipes/demo.toml" dataset.seed=7 --run "$run" --prompt "$problem" --max-new-tokens 12 \
-  >"$work/generate.out" 2>"$work/generate.err" || fail "generate exited $?"
-"$python" - "$work/generate.out" "$work/generation0.txt" <<'PY' || fail "generate differs from eval's generation"
+# 2. generate: the run's model answers each problem exactly as eval did (greedy, same chat template, same budget).
+for i in 0 1 2; do
+  problem=$(cat "$work/problem$i.txt")
+  "$loft" generate "$recipes/demo.toml" dataset.seed=7 --run "$run" --prompt "$problem" --max-new-tokens 12 \
+    >"$work/generate.out" 2>"$work/generate.err" || fail "generate exited $?"
+  "$python" - "$work/generate.out" "$work/generation$i.txt" <<'PY' || fail "generate differs from eval's generation $i"
 import sys
 printed = open(sys.argv[1], encoding="utf-8").read()
 expected = open(sys.argv[2], encoding="utf-8").read()
 assert printed == expected + "\n", (printed, expected)
 PY
+done
 grep -q "generating with the tensors trained in .*step-000003" "$work/generate.err" || fail "generate --run: no checkpoint line"
 # The base model (no --run) also answers, on stdout only.
 "$loft" generate "$recipes/demo.toml" --prompt "What is 2 + 3?" --max-new-tokens 4 >"$work/base.out" 2>"$work/base.err" \

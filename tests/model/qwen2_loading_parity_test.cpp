@@ -49,19 +49,20 @@ class CapturedLog final : public LogSink {
 };
 
 struct Loaded {
+  std::unique_ptr<CapturedLog> log;  // outlives the model, which keeps a pointer to it
   std::unique_ptr<Qwen2Model> model;
   std::vector<std::string> warnings;
 };
 
 Loaded load_case(const std::string& name) {
-  CapturedLog log;
+  Loaded out;
+  out.log = std::make_unique<CapturedLog>();
   ModelOptions options = testing::cpu_options(at::kFloat);
-  options.log = &log;
+  options.log = out.log.get();
   auto model = Qwen2Model::load(references() / name, options);
   EXPECT_TRUE(model.ok()) << name << ": " << model.status().message();
-  Loaded out;
   if (model.ok()) out.model = std::move(model).value();
-  out.warnings = log.warnings;
+  out.warnings = out.log->warnings;
   for (const auto& w : out.warnings) std::cout << "[ warning ] " << w << "\n";
   return out;
 }
