@@ -9,6 +9,7 @@
 
 #include "loft/framework/files.h"
 #include "loft/framework/qwen2.h"
+#include "loft/framework/safetensors.h"
 #include "model_test_support.h"
 
 namespace loft {
@@ -94,10 +95,31 @@ TEST_F(Qwen2Fault, ConfigUnsupportedFeatures) {
   expect_error(read_qwen2_config(dir_ / "config.json").status(), {"rope_type", "yarn", "not supported"});
   c = json::parse(kGoodConfig);
   c["use_sliding_window"] = true;
+  c["max_window_layers"] = 1;  // layer 1 of 2 slides (transformers: i >= max_window_layers)
   write_config(c.dump());
-  expect_error(read_qwen2_config(dir_ / "config.json").status(), {"use_sliding_window"});
+  expect_error(read_qwen2_config(dir_ / "config.json").status(),
+               {"use_sliding_window", "max_window_layers = 1", "layers 1..1", "full attention only"});
   write_config("{\"vocab_size\": 3,");
   expect_error(read_qwen2_config(dir_ / "config.json").status(), {(dir_ / "config.json").string(), "JSON"});
+}
+
+// layer_types, when present, decides per layer; anything but full attention is refused with the index.
+TEST_F(Qwen2Fault, ConfigLayerTypesOtherThanFullAttention) {
+  auto with_types = [&](const json& types, bool use_window) {
+    json c = json::parse(kGoodConfig);
+    c["layer_types"] = types;
+    c["use_sliding_window"] = use_window;
+    c["sliding_window"] = 8;
+    write_config(c.dump());
+    return read_qwen2_config(dir_ / "config.json").status();
+  };
+  EXPECT_TRUE(with_types({"full_attention", "attention"}, true).ok()) << "\"attention\" is the legacy full attention";
+  expect_error(with_types({"full_attention", "sliding_attention"}, true),
+               {"layer_types[1]", "sliding_attention", "sliding_window = 8", "full attention only"});
+  expect_error(with_types({"sliding_attention", "full_attention"}, false), {"layer_types[0]", "no window"});
+  expect_error(with_types({"full_attention", "chunked_attention"}, false), {"layer_types[1]", "chunked_attention"});
+  expect_error(with_types({"full_attention"}, false), {"layer_types", "num_hidden_layers = 2"});
+  expect_error(with_types("full_attention", false), {"layer_types", "list"});
 }
 
 TEST_F(Qwen2Fault, MissingFolder) {
@@ -113,7 +135,10 @@ TEST_F(Qwen2Fault, ConfigDisagreesWithWeightShapes) {
 }
 
 TEST_F(Qwen2Fault, ConfigHasMoreLayersThanTheWeights) {
-  const fs::path folder = edited_copy("tied_mha", [](json& c) { c["num_hidden_layers"] = 3; });
+  const fs::path folder = edited_copy("tied_mha", [](json& c) {
+    c["num_hidden_layers"] = 3;
+    c.erase("layer_types");  // else its 2 entries disagree first (as transformers says too)
+  });
   expect_error(Qwen2Model::load(folder, testing::cpu_options()).status(),
                {folder.string(), "model.layers.2.input_layernorm.weight", "missing", "config.json"});
 }
@@ -122,6 +147,21 @@ TEST_F(Qwen2Fault, UntiedConfigOnTiedWeights) {
   const fs::path folder = edited_copy("tied_mha", [](json& c) { c["tie_word_embeddings"] = false; });
   expect_error(Qwen2Model::load(folder, testing::cpu_options()).status(),
                {"lm_head.weight", "missing", "tie_word_embeddings"});
+}
+
+// A tied config whose file also holds an lm_head.weight of the wrong shape: an error naming it, not a silent tie.
+TEST_F(Qwen2Fault, TiedConfigWithAMisshapenHead) {
+  const fs::path folder = edited_copy("tied_mha", [](json&) {});
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  {
+    auto reader = CheckpointReader::open(folder);  // closed before the file is rewritten
+    ASSERT_TRUE(reader.ok()) << reader.status().message();
+    for (const auto& name : reader.value().names()) tensors.emplace_back(name, reader.value().tensor(name).clone());
+  }
+  tensors.emplace_back("lm_head.weight", at::zeros({7, 64}));
+  ASSERT_TRUE(write_safetensors(folder / "model.safetensors", tensors).ok());
+  expect_error(Qwen2Model::load(folder, testing::cpu_options()).status(),
+               {"model.safetensors", "'lm_head.weight'", "[7, 64]", "[256, 64]", "tie_word_embeddings"});
 }
 
 }  // namespace

@@ -4,7 +4,12 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
+#include <fmt/format.h>
+
 #include "loft/dataset.h"
+#include "loft/error_message.h"
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/recipe.h"
@@ -117,6 +122,44 @@ TEST_F(Conformance, EveryQuantizerMatchesTheDenseReference) {
         at::NoGradGuard no_grad;
         const auto probe = torch::randn({5, 64});
         EXPECT_TRUE(torch::equal(reloaded->forward(probe), stored->forward(probe))) << ": outputs differ";
+      }
+    }
+  }
+}
+
+// No quantizer turns a NaN or an Inf into a finite value (bitsandbytes' NF4 makes the block NaN; a finite code would
+// silently change the model): quantize() refuses, naming the site and quantizer.skip, for every dtype, bad value and
+// position (a lone element first or last, a whole row).
+TEST_F(Conformance, EveryQuantizerRefusesNonFiniteWeights) {
+  const std::string site = "model.layers.3.mlp.down_proj";
+  for (const auto& name : registry_.names("quantizer")) {
+    auto expected = conformance::quantizer_expectations().find(name);
+    if (expected == conformance::quantizer_expectations().end()) continue;  // reported by EveryQuantizerHasAnExpectation
+    for (const auto& variant : expected->second.variants) {
+      auto values = defaults("quantizer", name).values();
+      for (const auto& [k, v] : variant.options) values[k] = v;
+      auto q = registry_.create_quantizer(name, ctx_, Options("quantizer", values));
+      ASSERT_TRUE(q.ok()) << q.status().message();
+      for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
+        for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+          for (int where = 0; where < 3; ++where) {
+            auto w = quantizer_test_weight().to(dtype);
+            if (where == 0) w.index_put_({0, 0}, bad);
+            if (where == 1) w.index_put_({47, 63}, bad);
+            if (where == 2) w.select(0, 20).fill_(bad);
+            SCOPED_TRACE(fmt::format("quantizer/{} {} value {} at {}", name, c10::toString(dtype), bad,
+                                     where == 0 ? "[0, 0]" : where == 1 ? "[47, 63]" : "row 20"));
+            try {
+              auto stored = q.value()->quantize(w, site);
+              ADD_FAILURE() << "quantized; dequantize() has " << stored->dequantize(torch::kFloat).isfinite().sum().item<int64_t>()
+                            << " finite values of " << w.numel();
+            } catch (const std::exception& e) {
+              const std::string m = error_message(e);
+              EXPECT_NE(m.find(site), std::string::npos) << m;
+              EXPECT_NE(m.find("skip"), std::string::npos) << m;
+            }
+          }
+        }
       }
     }
   }

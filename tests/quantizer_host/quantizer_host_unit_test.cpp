@@ -5,7 +5,9 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
+#include <stdexcept>
 
 #include "loft/framework/files.h"
 #include "loft/framework/quantizer_host.h"
@@ -375,6 +377,36 @@ TEST(QuantizedCache, LoadFailureFallsBackToQuantizing) {
   EXPECT_EQ(failing.loaded_count(), 0);
   EXPECT_EQ(failing.quantized_count(), 2);
   EXPECT_TRUE(torch::equal(model.outputs(), expected));
+}
+
+// The host refuses a NaN or Inf weight before any quantizer sees it (a third-party one that would keep it finite
+// included), naming the module and the quantizer.skip entry that keeps it dense; a skipped site stays as loaded.
+TEST(QuantizerHost, NonFiniteWeightsNeverReachTheQuantizer) {
+  for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+      SCOPED_TRACE(std::to_string(bad) + " " + c10::toString(dtype));
+      CountingQuantizer q;
+      FrozenLinearBuilder b(q, "counting", at::kBFloat16, at::kCPU, kSkipped);
+      at::Tensor w = torch::randn({8, 6}).to(dtype);
+      w.index_put_({5, 2}, bad);
+      try {
+        b.make(w, "model.layers.0.mlp.up_proj");
+        ADD_FAILURE() << "a non-finite weight was quantized";
+      } catch (const std::invalid_argument& e) {
+        const std::string m = e.what();
+        for (const char* part : {"model.layers.0.mlp.up_proj.weight", "1 non-finite value ", "quantizer/counting",
+                                 "[quantizer] skip = [\"model.layers.0.mlp.up_proj\"]"}) {
+          EXPECT_NE(m.find(part), std::string::npos) << "'" << part << "' not in: " << m;
+        }
+      }
+      EXPECT_EQ(q.quantized, 0);
+      auto dense = b.make(w, "model.layers.0.mlp.down_proj");  // skipped: dense, the value kept
+      EXPECT_TRUE(is_dense_frozen_linear(dense.get()));
+      const at::Tensor kept = dense->dequantize(at::kFloat)[5][2];
+      EXPECT_TRUE(std::isnan(bad) ? kept.isnan().item<bool>() : kept.item<float>() == bad);
+      EXPECT_EQ(q.quantized, 0);
+    }
+  }
 }
 
 }  // namespace

@@ -299,6 +299,37 @@ int cmd_eval(const std::vector<std::string>& args) {
   return finish(eval_recipe(recipe, registry, eval));
 }
 
+int cmd_generate(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  CompletionOptions completion;
+  std::string run_dir;
+  bool has_prompt = false;
+  opts.add_options()("run", po::value(&run_dir), "use what this run folder trained (its latest checkpoint), as eval does")(
+      "prompt", po::value(&completion.prompt)->notifier([&](const std::string&) { has_prompt = true; }),
+      "the user message, sent through the tokenizer's chat template")(
+      "max-new-tokens", po::value(&completion.max_new_tokens)->default_value(512), "generation budget, as eval's");
+  const char* usage = "loft generate RECIPE [section.key=value ...] [--run RUN_DIR] --prompt TEXT [--max-new-tokens N]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  if (!has_prompt || completion.prompt.empty() || completion.max_new_tokens < 1) {
+    std::fprintf(stderr, "loft generate: %s\nusage: %s\n",
+                 !has_prompt ? "--prompt TEXT is required"
+                 : completion.prompt.empty() ? "--prompt is empty; give the text of the user message"
+                                             : "--max-new-tokens must be >= 1",
+                 usage);
+    return kExitUsage;
+  }
+  completion.run_dir = run_dir;
+  PluginRegistry registry;
+  ResolvedRecipe recipe;
+  if (!load_one_recipe("generate", c, usage, registry, &recipe)) return kExitUsage;
+  auto text = complete_prompt(recipe, registry, completion);
+  if (!text.ok()) return finish(text.status());
+  std::printf("%s\n", text.value().c_str());
+  return kExitOk;
+}
+
 int cmd_merge(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);

@@ -16,6 +16,7 @@ int cmd_plugins(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_data(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_generate(const std::vector<std::string>& args);
 int cmd_merge(const std::vector<std::string>& args);
 
 }  // namespace loft::cli

@@ -23,6 +23,7 @@ commands:
   plugins describe SECTION                 a recipe section's keys: type, default and help (train, model, ...)
   data RECIPE [--limit N]                  print the recipe's dataset samples as JSON lines
   eval RECIPE [--run RUN_DIR] [--limit N]  generate answers to the dataset's problems and grade them
+  generate RECIPE --prompt TEXT            the model's reply to one chat message (--run RUN_DIR: what it trained)
   merge RUN_DIR --out DIR                  base + trained adaptation -> a Hugging Face model folder
 
 `loft <command> --help` describes a command's options.
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     if (command == "plugins") return loft::cli::cmd_plugins(args);
     if (command == "data") return loft::cli::cmd_data(args);
     if (command == "eval") return loft::cli::cmd_eval(args);
+    if (command == "generate") return loft::cli::cmd_generate(args);
     if (command == "merge") return loft::cli::cmd_merge(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), loft::error_message(e).c_str());

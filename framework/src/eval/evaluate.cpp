@@ -1,4 +1,4 @@
-// Generation + MATH grading for `loft eval`.
+// Generation + MATH grading for `loft eval` (eval.json, eval.jsonl), and one chat completion for `loft generate`.
 #include "loft/framework/evaluate.h"
 
 
@@ -31,7 +31,21 @@ EvalItem grade_generation(const std::string& generated, const Sample& sample) {
   }
   item.predicted = extract_boxed_answer(generated);
   item.correct = item.predicted && !item.reference.empty() && math_answers_match(*item.predicted, item.reference);
+  item.generation = generated;
   return item;
+}
+
+std::string eval_record_json(int64_t index, const EvalItem& item) {
+  nlohmann::json j = {{"index", index},
+                      {"level", item.level},
+                      {"type", item.type},
+                      {"prompt", item.prompt},
+                      {"generation", item.generation},
+                      {"predicted", item.predicted ? nlohmann::json(*item.predicted) : nlohmann::json(nullptr)},
+                      {"reference", item.reference},
+                      {"correct", item.correct}};
+  // A generation may stop inside a multi-byte character: replace invalid UTF-8 rather than fail the whole eval.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 EvalSummary summarize(const std::vector<EvalItem>& items) {
@@ -67,6 +81,28 @@ std::string EvalSummary::to_json() const {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+// Greedy, stopping at the tokenizer's end-of-text token: what eval and generate both run.
+GenerationConfig greedy_config(const Tokenizer& tok, int64_t max_new_tokens) {
+  GenerationConfig gen;
+  gen.max_new_tokens = max_new_tokens;
+  if (auto eos = tok.eos_id()) gen.stop_token_ids.push_back(*eos);
+  gen.pad_token_id = tok.pad_id().value_or(tok.eos_id().value_or(0));
+  return gen;
+}
+
+// Generation errors come after the inputs were checked: a failure of the run, not bad input.
+Status generation_failure(const Status& st) {
+  return st.code() == StatusCode::kInvalidArgument ? Status::Internal(st.message()) : st;
+}
+
+std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
+  return tok.decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special_tokens=*/true);
+}
+
+}  // namespace
+
 Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options) {
   SessionOptions session_options;
   session_options.trained_run = options.run_dir;
@@ -77,37 +113,61 @@ Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const
   auto& lm = *s.model;
   if (!s.trained_file.empty()) spdlog::info("evaluating the tensors trained in {}", s.trained_file.string());
   const Tokenizer& tok = *s.tokenizer;
-  GenerationConfig gen;
-  gen.max_new_tokens = options.max_new_tokens;
-  if (auto eos = tok.eos_id()) gen.stop_token_ids.push_back(*eos);
-  gen.pad_token_id = tok.pad_id().value_or(tok.eos_id().value_or(0));
+  const GenerationConfig gen = greedy_config(tok, options.max_new_tokens);
   const int64_t n = options.limit > 0 ? std::min(options.limit, c.dataset->size()) : c.dataset->size();
   std::vector<EvalItem> items;
   for (int64_t start = 0; start < n; start += options.batch_size) {
     std::vector<Sample> samples;
+    std::vector<std::string> prompt_texts;
     std::vector<std::vector<int64_t>> prompts;
     for (int64_t i = start; i < std::min(n, start + options.batch_size); ++i) {
       samples.push_back(c.dataset->get(i));
       std::vector<ChatMessage> prompt(samples.back().messages.begin(), samples.back().messages.end() - 1);
-      auto ids = tok.encode(tok.apply_chat_template(prompt, /*add_generation_prompt=*/true));
+      prompt_texts.push_back(tok.apply_chat_template(prompt, /*add_generation_prompt=*/true));
+      auto ids = tok.encode(prompt_texts.back());
       prompts.emplace_back(ids.begin(), ids.end());
     }
     auto out = generate(lm, prompts, gen);
-    if (!out.ok()) return out.status().code() == StatusCode::kInvalidArgument ? Status::Internal(out.status().message())
-                                                                               : out.status();
+    if (!out.ok()) return generation_failure(out.status());
     for (size_t k = 0; k < samples.size(); ++k) {
-      const auto& ids = out.value()[k];
-      items.push_back(grade_generation(tok.decode(std::vector<int32_t>(ids.begin(), ids.end()), true), samples[k]));
+      items.push_back(grade_generation(decode_text(tok, out.value()[k]), samples[k]));
+      items.back().prompt = std::move(prompt_texts[k]);
     }
     spdlog::info("graded {}/{}", items.size(), n);
   }
   const EvalSummary summary = summarize(items);
   std::printf("%s", summary.table().c_str());
   if (!options.run_dir.empty()) {
+    std::string records;
+    for (size_t i = 0; i < items.size(); ++i) records += eval_record_json(static_cast<int64_t>(i), items[i]) + "\n";
+    if (auto st = write_file_atomically(options.run_dir / "eval.jsonl", records); !st.ok()) return st;
     if (auto st = write_file_atomically(options.run_dir / "eval.json", summary.to_json()); !st.ok()) return st;
-    spdlog::info("wrote {}", (options.run_dir / "eval.json").string());
+    spdlog::info("wrote {} (summary) and {} (every problem)", (options.run_dir / "eval.json").string(),
+                 (options.run_dir / "eval.jsonl").string());
   }
   return Status::Ok();
+}
+
+StatusOr<std::string> complete_prompt(const ResolvedRecipe& recipe, PluginRegistry& registry,
+                                      const CompletionOptions& options) {
+  if (options.prompt.empty()) {
+    return Status::InvalidArgument("loft generate: --prompt is empty; give the text of the user message");
+  }
+  if (options.max_new_tokens < 1) {
+    return Status::InvalidArgument(
+        fmt::format("loft generate: --max-new-tokens must be >= 1, got {}", options.max_new_tokens));
+  }
+  SessionOptions session_options;
+  session_options.trained_run = options.run_dir;
+  auto session = open_session(recipe, registry, session_options);
+  if (!session.ok()) return session.status();
+  Session& s = session.value();
+  if (!s.trained_file.empty()) spdlog::info("generating with the tensors trained in {}", s.trained_file.string());
+  const Tokenizer& tok = *s.tokenizer;
+  const auto ids = tok.encode(tok.apply_chat_template({ChatMessage{"user", options.prompt}}, /*add_generation_prompt=*/true));
+  auto out = generate(*s.model, {std::vector<int64_t>(ids.begin(), ids.end())}, greedy_config(tok, options.max_new_tokens));
+  if (!out.ok()) return generation_failure(out.status());
+  return decode_text(tok, out.value()[0]);
 }
 
 }  // namespace loft

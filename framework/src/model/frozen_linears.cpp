@@ -2,6 +2,9 @@
 // holds the site, else through the quantizer (and then written to the cache once the model is built).
 #include "loft/framework/quantizer_host.h"
 
+#include <stdexcept>
+
+#include <ATen/ops/isfinite.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -97,6 +100,15 @@ std::unique_ptr<QuantizedLinear> FrozenLinearBuilder::make(const at::Tensor& wei
   if (skipped_.count(site)) {
     ++dense_;
     return make_dense_frozen_linear(weight, dtype_);
+  }
+  // No quantizer sees a non-finite weight: a format may turn NaN or Inf into finite codes (NF4 did), and the model
+  // would then silently compute something else. Checked here once, so third-party quantizers are covered too.
+  if (!at::isfinite(weight).all().item<bool>()) {
+    const int64_t bad = weight.numel() - at::isfinite(weight).sum().item<int64_t>();
+    throw std::invalid_argument(fmt::format(
+        "{}.weight holds {} non-finite value{} (NaN or Inf), which quantizer/{} cannot store; fix the checkpoint, or "
+        "keep this module dense with [quantizer] skip = [\"{}\"]",
+        site, bad, bad == 1 ? "" : "s", quantizer_name_, site));
   }
   const auto start = std::chrono::steady_clock::now();
   auto linear = quantizer_.quantize(weight, site);

@@ -1,5 +1,5 @@
 // Qwen2Config from a Hugging Face config.json: required fields, types, head-dimension consistency, and the features
-// loft does not implement (sliding window, RoPE scaling, other activations) refused with a one-line reason.
+// loft does not implement (sliding-window layers, RoPE scaling, other activations) refused with a one-line reason.
 #include <fstream>
 #include <sstream>
 
@@ -106,6 +106,58 @@ class FieldReader {
   std::string source_;
   Status error_;
 };
+
+// Which layers slide, by transformers 5.x's Qwen2Config: the window exists only when use_sliding_window is true
+// (sliding_window defaults to 4096 when absent, null means none); an explicit layer_types list decides per layer
+// ("attention" is the legacy name of "full_attention"); without one, layer i slides iff the window exists and
+// i >= max_window_layers (default 28). loft runs full attention only: a config whose every layer is full attention
+// is accepted whatever its sliding-window fields say; the first layer that is not is refused.
+void check_attention_layer_types(const json& root, int64_t layers, const std::string& source, FieldReader& r) {
+  if (r.failed()) return;
+  const bool use_window = r.optional_bool("use_sliding_window", false);
+  std::optional<int64_t> window;
+  if (use_window) window = root.contains("sliding_window") ? r.nullable_int("sliding_window") : 4096;
+  const int64_t max_window_layers = r.optional_int("max_window_layers", 28);
+  if (r.failed()) return;
+  const std::string full_only = "loft implements full attention only";
+
+  auto it = root.find("layer_types");
+  if (it == root.end() || it->is_null()) {
+    if (window && max_window_layers < layers) {
+      r.fail(fmt::format("{}: use_sliding_window is true with sliding_window = {} and max_window_layers = {}, so layers "
+                         "{}..{} use sliding-window attention (transformers slides layer i when i >= "
+                         "max_window_layers); {} (max_window_layers >= num_hidden_layers = {}, or use_sliding_window "
+                         "= false, means full attention everywhere)",
+                         source, *window, max_window_layers, std::max<int64_t>(max_window_layers, 0), layers - 1,
+                         full_only, layers));
+    }
+    return;
+  }
+  if (!it->is_array() || static_cast<int64_t>(it->size()) != layers) {
+    r.fail(fmt::format("{}: field 'layer_types' must be a list of num_hidden_layers = {} strings, got {}", source,
+                       layers, it->dump()));
+    return;
+  }
+  for (int64_t i = 0; i < layers; ++i) {
+    const json& t = (*it)[static_cast<size_t>(i)];
+    const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+    if (type == "full_attention" || type == "attention") continue;
+    if (type == "sliding_attention" && window) {
+      r.fail(fmt::format("{}: layer_types[{}] is \"sliding_attention\" with sliding_window = {}; {} (use a config "
+                         "whose layer_types are all \"full_attention\")",
+                         source, i, *window, full_only));
+    } else if (type == "sliding_attention") {
+      r.fail(fmt::format("{}: layer_types[{}] is \"sliding_attention\" but there is no window (use_sliding_window is "
+                         "false or sliding_window is null), which transformers cannot run either; write "
+                         "\"full_attention\"",
+                         source, i));
+    } else {
+      r.fail(fmt::format("{}: layer_types[{}] is {}; a Qwen2 layer is \"full_attention\" ({})", source, i,
+                         t.is_string() ? "\"" + type + "\"" : type, full_only));
+    }
+    return;
+  }
+}
 
 }  // namespace
 
@@ -222,9 +274,7 @@ StatusOr<Qwen2Config> parse_qwen2_config(const std::string& json_text, const std
   if (!r.failed() && act != "silu") {
     r.fail(fmt::format("{}: hidden_act \"{}\" is not supported (Qwen2 uses \"silu\")", source, act));
   }
-  if (r.optional_bool("use_sliding_window", false)) {
-    r.fail(fmt::format("{}: use_sliding_window is true; loft implements full attention only (set it to false)", source));
-  }
+  check_attention_layer_types(root, c.num_hidden_layers, source, r);
   const double attention_dropout = r.optional_number("attention_dropout", 0.0);
   if (!r.failed() && attention_dropout != 0.0) {
     r.fail(fmt::format("{}: attention_dropout {} is not supported (loft's attention has no dropout); set it to 0.0",

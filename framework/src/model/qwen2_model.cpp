@@ -14,6 +14,7 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/embedding.h>
+#include <ATen/ops/equal.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/linear.h>
@@ -449,6 +450,56 @@ Status checked_build(const Qwen2Config& config, const ModelOptions& options, con
   return Status::Ok();
 }
 
+// transformers (5.x) ties lm_head to the embedding only when the checkpoint holds no lm_head.weight or an equal one;
+// a different one is used untied, with a warning. The same here: `config` comes back untied in that case.
+Status untie_distinct_lm_head(const CheckpointReader& ckpt, const std::filesystem::path& hf_folder, Qwen2Config& config,
+                              const LogSink* log) {
+  const std::string head = "lm_head.weight", embed = "model.embed_tokens.weight";
+  if (!config.tie_word_embeddings || !ckpt.contains(head) || !ckpt.contains(embed)) return Status::Ok();
+  const TensorInfo& info = ckpt.info(head);
+  const std::vector<int64_t> expected{config.vocab_size, config.hidden_size};
+  if (info.shape != expected || !c10::isFloatingType(info.dtype)) {
+    return Status::InvalidArgument(fmt::format(
+        "{}: tensor '{}' is {} {}, but a Qwen2 lm_head is floating point {} = [vocab_size, hidden_size]; fix or remove "
+        "it (tie_word_embeddings is true, so the embedding can serve as the head)",
+        ckpt.file_of(head).path().string(), head, c10::toString(info.dtype), shape_str(info.shape),
+        shape_str(expected)));
+  }
+  const at::Tensor h = ckpt.tensor(head), e = ckpt.tensor(embed);
+  const bool equal = e.sizes() == h.sizes() &&
+                     (h.scalar_type() == e.scalar_type() ? at::equal(h, e) : at::equal(h.to(at::kFloat), e.to(at::kFloat)));
+  if (equal) return Status::Ok();
+  config.tie_word_embeddings = false;
+  if (log != nullptr) {
+    log->warn("qwen2: {}/config.json says tie_word_embeddings = true, but the checkpoint's {} differs from {}; using "
+              "it as an untied head, as transformers does (set tie_word_embeddings to false in config.json to silence "
+              "this)",
+              hf_folder.string(), head, embed);
+  }
+  return Status::Ok();
+}
+
+// Checkpoint tensors the model does not read, in one warning line, as transformers lists its unexpected keys (and,
+// like it, without the per-layer rotary_emb.inv_freq buffers older checkpoints carry: loft computes them).
+void warn_unused_tensors(const CheckpointReader& ckpt, const std::filesystem::path& hf_folder,
+                         const Qwen2Config& config, const LogSink* log) {
+  if (log == nullptr) return;
+  std::set<std::string> used;
+  for (const ExpectedTensor& t : model::expected_tensors(config)) used.insert(t.name);
+  if (config.tie_word_embeddings) used.insert("lm_head.weight");  // equal to the embedding (checked above)
+  std::vector<std::string> unused;
+  for (const std::string& name : ckpt.names()) {
+    if (used.count(name) == 0 && name.find("rotary_emb.inv_freq") == std::string::npos) unused.push_back(name);
+  }
+  if (unused.empty()) return;
+  constexpr size_t kListed = 32;
+  const std::vector<std::string> listed(unused.begin(), unused.begin() + std::min(kListed, unused.size()));
+  log->warn("qwen2: {}: {} tensor{} in the checkpoint {} not used by Qwen2ForCausalLM and {} ignored: {}{}",
+            hf_folder.string(), unused.size(), unused.size() == 1 ? "" : "s", unused.size() == 1 ? "is" : "are",
+            unused.size() == 1 ? "is" : "are", fmt::join(listed, ", "),
+            unused.size() > kListed ? fmt::format(", ... ({} more)", unused.size() - kListed) : "");
+}
+
 }  // namespace
 
 Qwen2Model::Qwen2Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -485,12 +536,14 @@ StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::pa
 }
 
 StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::path& hf_folder,
-                                                        const Qwen2Config& config, const ModelOptions& options) {
+                                                        const Qwen2Config& file_config, const ModelOptions& options) {
   const std::filesystem::path config_path = hf_folder / "config.json";
   auto reader = CheckpointReader::open(hf_folder);
   if (!reader.ok()) return reader.status();
   const CheckpointReader& ckpt = reader.value();
 
+  Qwen2Config config = file_config;
+  if (auto s = untie_distinct_lm_head(ckpt, hf_folder, config, options.log); !s.ok()) return s;
   // Every shape against the config before anything is built (headers only, no tensor data touched).
   for (const ExpectedTensor& t : model::expected_tensors(config)) {
     if (!ckpt.contains(t.name)) {
@@ -510,6 +563,7 @@ StatusOr<std::unique_ptr<Qwen2Model>> Qwen2Model::load(const std::filesystem::pa
                                                  c10::toString(info.dtype)));
     }
   }
+  warn_unused_tensors(ckpt, hf_folder, config, options.log);
   WeightFetch fetch = [&](const ExpectedTensor& t) { return ckpt.tensor(t.name); };
   std::unique_ptr<Impl> impl;
   if (auto s = checked_build(config, options, fetch, impl); !s.ok()) return s;

@@ -12,7 +12,9 @@
 // blocksize, quant_type and the shape are the quantizer's options and load()'s arguments, not state tensors.
 #include <stdexcept>
 
+#include <ATen/ops/all.h>
 #include <ATen/ops/equal.h>
+#include <ATen/ops/isfinite.h>
 #include <ATen/ops/from_blob.h>
 
 #include "loft/dequantized_linear.h"
@@ -110,6 +112,10 @@ class Nf4Quantizer final : public loft::Quantizer {
                 " must be a non-empty 2-D [out, in] tensor, got ", weight.sizes());
     TORCH_CHECK(at::isFloatingType(weight.scalar_type()), "quantizer/nf4: weight of ", site,
                 " must be a floating-point tensor, got ", weight.scalar_type());
+    // bitsandbytes turns a block holding NaN or Inf into NaNs; codes cannot hold either, so refuse instead.
+    TORCH_CHECK(at::all(at::isfinite(weight)).item<bool>(), "quantizer/nf4: weight of ", site,
+                " has values that are not finite (inf or nan), which 4-bit codes cannot store. Leave this module dense "
+                "with [quantizer] skip, or check the checkpoint");
     Quantized q = weight.is_cuda() ? loft::nf4::quantize_cuda(weight, format_)
                                    : loft::nf4::quantize_reference(weight, format_);
     return std::make_unique<Nf4Linear>(std::move(q), format_, weight.size(0), weight.size(1));

@@ -1,4 +1,7 @@
 // quantizer/none: dense frozen weights in the run's compute dtype; y = x W^T through at::linear.
+#include <ATen/ops/all.h>
+#include <ATen/ops/isfinite.h>
+
 #include "loft/dense_linear.h"
 #include "loft/plugin.h"
 #include "loft/quantizer.h"
@@ -10,6 +13,10 @@ class NoneQuantizer final : public loft::Quantizer {
   explicit NoneQuantizer(c10::ScalarType dtype) : dtype_(dtype) {}
   std::unique_ptr<loft::QuantizedLinear> quantize(const at::Tensor& weight, const std::string& site) const override {
     TORCH_CHECK(weight.dim() == 2, "quantizer/none: weight of ", site, " must be 2-D [out, in], got ", weight.sizes());
+    // The quantizer contract: no quantizer takes a non-finite weight (the host checks it too, for every plugin).
+    TORCH_CHECK(at::all(at::isfinite(weight)).item<bool>(), "quantizer/none: weight of ", site,
+                " has values that are not finite (inf or nan). Leave this module out of the quantizer with [quantizer] "
+                "skip, or check the checkpoint");
     return std::make_unique<loft::DenseLinear>(weight.detach().to(dtype_).contiguous());
   }
   std::unique_ptr<loft::QuantizedLinear> load(const std::map<std::string, at::Tensor>& state, int64_t out_features,

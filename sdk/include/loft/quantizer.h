@@ -63,10 +63,10 @@ class QuantizedLinear {
 class Quantizer {
  public:
   virtual ~Quantizer();
-  // `weight` [out, in] dense (any float dtype, any device), borrowed for the call; `site` names the module
-  // ("model.layers.0.mlp.up_proj"). The result (owned by the caller) lives on `weight`'s device. Runs kernels on
-  // the current stream; may block for host-side work on a CPU weight. Throws on a shape the format cannot store
-  // (e.g. in_features not a multiple of its block size), with the site in the message.
+  // `weight` [out, in] dense (any float dtype, any device), borrowed; `site` names the module. The result (owned by
+  // the caller) lives on `weight`'s device; kernels run on the current stream (may block on a CPU weight). Throws,
+  // naming the site, on a shape the format cannot store (e.g. in_features not a multiple of its block size) and on a
+  // weight with NaN or Inf: never made finite (the host refuses those first, pointing at quantizer.skip).
   virtual std::unique_ptr<QuantizedLinear> quantize(const at::Tensor& weight, const std::string& site) const = 0;
   // Rebuilds storage from a state() saved earlier (tensors borrowed; the result may alias them), so a run need not
   // quantize again. Throws std::exception naming the key when `state` lacks a tensor or has a wrong shape.

@@ -114,7 +114,7 @@ class FrozenLinearBuilder {
 
   // ModelOptions::stored_linear: a cached site's storage rebuilt through Quantizer::load(), or null.
   std::unique_ptr<QuantizedLinear> stored(const std::string& site, int64_t out_features, int64_t in_features);
-  // ModelOptions::make_linear: dense for skipped sites, else Quantizer::quantize().
+  // ModelOptions::make_linear: dense for skipped sites, else quantize(); NaN/Inf throws (the site, the skip fix).
   std::unique_ptr<QuantizedLinear> make(const at::Tensor& weight, const std::string& site);
 
   // After the model is built: writes the cache if it was missed (a failure is a warning: the run goes on), releases

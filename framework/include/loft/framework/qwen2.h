@@ -49,7 +49,7 @@ struct Qwen2Config {
 };
 
 // Reads and validates a Qwen2 config.json. Errors are one line naming the file and the field: missing, wrong type,
-// inconsistent head dimensions, or a feature loft does not implement (sliding window, RoPE scaling, other activations).
+// inconsistent head dimensions, or what loft lacks (a layer that slides by transformers' rule, RoPE scaling, ...).
 StatusOr<Qwen2Config> read_qwen2_config(const std::filesystem::path& config_json);
 // The same from JSON text; `source` names it in errors.
 StatusOr<Qwen2Config> parse_qwen2_config(const std::string& json_text, const std::string& source);
@@ -93,15 +93,15 @@ struct KvCache {
 // Not thread-safe: one thread drives forward/backward/generation.
 class Qwen2Model final : public CausalLM {
  public:
-  // Reads `hf_folder`/config.json and its safetensors (single file or sharded index). Every tensor's shape is
-  // checked against the config before anything is built; the error names the tensor, both shapes and the file.
+  // Reads `hf_folder`/config.json and its safetensors (one file or a sharded index); every shape is checked against
+  // the config first (the error names tensor, shapes, file). As transformers 5.x: a tied config with a different
+  // lm_head.weight in the file loads untied (config() says so); unused tensors are ignored; each warns via options.log.
   static StatusOr<std::unique_ptr<Qwen2Model>> load(const std::filesystem::path& hf_folder, const ModelOptions& options);
   // The same with `config` already read from `hf_folder`/config.json (a run reads that file once).
   static StatusOr<std::unique_ptr<Qwen2Model>> load(const std::filesystem::path& hf_folder, const Qwen2Config& config,
                                                     const ModelOptions& options);
-  // A randomly initialised model like transformers' _init_weights: linear and embedding weights ~ N(0,
-  // initializer_range), biases 0, norm weights 1 (the pad_token_id embedding row 0). Drawn in fp32 on the CPU from
-  // `seed`, so CPU and CUDA get the same weights; not the same stream as torch's Python initialisation.
+  // Random init like transformers' _init_weights (linear and embedding weights ~ N(0, initializer_range), biases 0,
+  // norms 1, the pad_token_id row 0), drawn in fp32 on the CPU from `seed`: the same on CPU and CUDA (not torch's).
   static StatusOr<std::unique_ptr<Qwen2Model>> create_random(const Qwen2Config& config, uint64_t seed,
                                                              const ModelOptions& options);
   ~Qwen2Model() override;
