@@ -8,7 +8,7 @@ failures=0
 run() {  # run <want exit> <regex> <name> overrides...
   local want=$1 pattern=$2 name=$3; shift 3
   local out rc
-  out=$("$loft" run "$source/recipes/demo.toml" train.max_steps=2 train.log_every=1 dataset.size=64 \
+  out=$("$loft" run "$source/recipes/demo.toml" train.max_steps=2 train.log_every=1 dataset.limit=64 \
         output.dir="$work" output.name="$name" "$@" 2>&1); rc=$?
   local errors; errors=$(grep -c '^E ' <<<"$out")
   if [ "$rc" != "$want" ] || ! grep -Eq -- "$pattern" <<<"$out" || grep -q 'Exception raised from\|frame #' <<<"$out"; then

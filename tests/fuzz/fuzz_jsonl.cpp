@@ -1,5 +1,6 @@
-// Fuzzes the JSONL reader of the dataset plugins: any bytes as a file give records or a std::runtime_error naming the
-// file and line (the documented error); any other exception or a crash is a bug.
+// Fuzzes the JSONL reader of the dataset plugins: any bytes as a file give records or the documented errors
+// (std::invalid_argument naming the file and line for bad input, std::runtime_error for unreadable files); any other
+// exception or a crash is a bug.
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -17,11 +18,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const char* key : {"problem", "solution", "answer", "text"}) {
         try {
           (void)loft::jsonl::required_string(record, key, "add the field");
-        } catch (const std::runtime_error&) {
+        } catch (const std::invalid_argument&) {
         }
       }
       return true;
     });
+  } catch (const std::invalid_argument&) {
   } catch (const std::runtime_error&) {
   }
   return 0;

@@ -32,7 +32,7 @@ echo "torch-free dataset plugin built: $(readelf -d "$lib" | grep NEEDED | sed '
 grep -Eq '^dataset +hello +1\.0\.0' "$work/list.txt"
 cat >"$work/recipe.toml" <<TOML
 [model]
-path = "unused"
+path = "$(cd "$src_root/../.." && pwd)/models/demo"
 [peft]
 type = "full"
 [dataset]

@@ -31,7 +31,7 @@ r = 4
 
 [dataset]
 type = "synthetic"
-size = 4
+limit = 4
 TOML
 generate() { "$loft" generate "$work/recipe.toml" --plugin-path "$testing_plugins/quantizer/testing_absmax" --prompt "1 + 1?" --max-new-tokens 2 "$@"; }
 for q in none int8 nf4 testing_absmax; do
