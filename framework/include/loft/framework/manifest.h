@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "loft/options.h"
 #include "loft/plugin_kinds.h"
@@ -21,6 +22,15 @@ bool is_plugin_kind(const std::string& kind);
 // "quantizer, peft, offload, ...": for messages.
 std::string plugin_kind_list();
 
+// A bool option's `requires = { "section.key" = "value", ... }`: when the option is true, each named recipe key
+// (`type` included: "optimizer.type") must have that value. `loft validate` checks it, since a plugin's factory sees
+// only its own section (offload/zero3's optimizer = true needs optimizer.type = "adamw_cpu").
+struct OptionRequirement {
+  std::string option;  // this plugin's bool option: "optimizer"
+  std::string key;     // "optimizer.type"
+  std::string value;   // "adamw_cpu", as the recipe spells a string, or an int/float/bool in TOML
+};
+
 struct PluginManifest {
   std::string kind;      // "quantizer"
   std::string name;      // "int8"
@@ -30,6 +40,7 @@ struct PluginManifest {
   std::filesystem::path manifest_path;
   std::filesystem::path library_path;  // absolute: the manifest's folder / `library`
   OptionSchema options;
+  std::vector<OptionRequirement> requirements;
 
   std::string qualified_name() const { return kind + "/" + name; }
 };
