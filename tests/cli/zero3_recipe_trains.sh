@@ -29,8 +29,8 @@ text = re.sub(r'\[optimizer\]\n(?:[^\[\n][^\n]*\n)*', '', text) + '\n[optimizer]
 open(sys.argv[2], "w").write(text)
 PY
 overrides=(model.path="$recipes/../models/demo" model.init=random model.dtype=fp32 dataset.path="$work/math.jsonl"
-           train.max_steps=8 train.grad_accum=2 train.warmup_steps=0 train.lr=1e-2 train.log_every=1
-           train.save_every=4 output.dir="$work/runs" output.name=zero3)
+           train.max_steps=12 train.grad_accum=2 train.warmup_steps=0 train.lr=1e-2 train.log_every=1
+           train.save_every=6 output.dir="$work/runs" output.name=zero3)
 
 # optimizer = true needs the host optimizer: refused before anything loads, naming both keys.
 set +e
@@ -48,11 +48,11 @@ grep -q "offload/zero3 dataset/math" "$work/log.txt" || { echo "FAIL: offload/ze
 grep -q "offload/zero3: params streamed from pinned host, activations to pinned host, optimizer on host" "$work/log.txt" ||
   { echo "FAIL: zero3's parts were not all on"; exit 1; }
 test -s "$run/adapter/adapter_model.safetensors" || { echo "FAIL: no adapter written"; exit 1; }
-test -d "$run/checkpoints/step-000004" || { echo "FAIL: no step-4 checkpoint"; exit 1; }
+test -d "$run/checkpoints/step-000006" || { echo "FAIL: no step-6 checkpoint"; exit 1; }
 "$python" - "$run/metrics.jsonl" <<'PY'
 import json, sys
 losses = [json.loads(l)["loss"] for l in open(sys.argv[1])]
-assert len(losses) == 8, f"expected 8 metric records, got {len(losses)}"
+assert len(losses) == 12, f"expected 12 metric records, got {len(losses)}"
 first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
 print(f"seed recipe with offload/zero3: loss {first:.3f} -> {last:.3f}")
 assert last < first - 0.25, f"loss did not fall by 0.25: {first:.3f} -> {last:.3f}"
