@@ -73,6 +73,14 @@ TEST_F(RecipeTest, AnOptionsRequirementOfAnotherSectionIsCheckedAtTheOption) {
   EXPECT_TRUE(check(zero3 + "\n[optimizer]\ntype = \"adamw_cpu\"\n").empty());
   EXPECT_TRUE(check(zero3, nullptr, {"optimizer.type=adamw_cpu"}).empty());
   EXPECT_TRUE(check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\noptimizer = false\n").empty());
+  // A requirement of an option left at its default (params = true) is reported at the section.
+  auto cached = check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\n", nullptr, {"quantizer.cache_dir=qc"});
+  ASSERT_EQ(cached.size(), 1u) << joined(cached);
+  EXPECT_EQ(cached[0].str(), "/tmp/recipes/t.toml:12:1: error: offload.params = true (plugin offload/zero3) needs "
+                             "quantizer.cache_dir = \"\", got \"/tmp/recipes/qc\"; set quantizer.cache_dir = \"\" or "
+                             "offload.params = false");
+  EXPECT_TRUE(check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\nparams = false\n", nullptr,
+                    {"quantizer.cache_dir=qc"}).empty());
 }
 
 TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
