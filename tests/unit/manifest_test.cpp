@@ -89,6 +89,36 @@ TEST(Manifest, IntOptionsTakeIntegerChoices) {
   EXPECT_NE(bad.status().message().find("choices of an int option must be a list of integers"), std::string::npos);
 }
 
+TEST(Manifest, BoolOptionsDeclareWhatTheyRequireOfOtherKeys) {
+  const std::string head = R"(name = "zero3"
+kind = "offload"
+version = "0.1.0"
+sdk_abi = 2
+library = "libx.so"
+)";
+  auto m = read_manifest(write("requires.toml", head + R"([options.optimizer]
+type = "bool"
+default = false
+requires = { "optimizer.type" = "adamw_cpu", "train.batch_size" = 1 }
+)"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ASSERT_EQ(m.value().requirements.size(), 2u);
+  EXPECT_EQ(m.value().requirements[0].option, "optimizer");
+  EXPECT_EQ(m.value().requirements[0].key, "optimizer.type");
+  EXPECT_EQ(m.value().requirements[0].value, "adamw_cpu");
+  EXPECT_EQ(m.value().requirements[1].value, "1");
+  for (const std::string bad : {"[options.n]\ntype = \"int\"\nrequires = { \"optimizer.type\" = \"x\" }\n",
+                                "[options.b]\ntype = \"bool\"\nrequires = \"optimizer.type\"\n",
+                                "[options.b]\ntype = \"bool\"\nrequires = { \"type\" = \"x\" }\n",
+                                "[options.b]\ntype = \"bool\"\nrequires = { \"optimizer.type\" = [1] }\n"}) {
+    SCOPED_TRACE(bad);
+    auto r = read_manifest(write("badrequires.toml", head + bad));
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("badrequires.toml:8"), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("requires"), std::string::npos) << r.status().message();
+  }
+}
+
 TEST(Manifest, ErrorsNameFileAndProblem) {
   auto missing = read_manifest(write("missing.toml", "name = \"x\"\nkind = \"peft\"\n"));
   ASSERT_FALSE(missing.ok());

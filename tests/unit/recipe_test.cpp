@@ -57,6 +57,32 @@ TEST_F(RecipeTest, OptimizerSectionPicksAPluginAndChecksItsKeys) {
   EXPECT_EQ(key[0].str(), "/tmp/recipes/t.toml:12:9: error: unknown key 'beta1' in [optimizer] (plugin optimizer/adamw)");
 }
 
+TEST_F(RecipeTest, AnOptionsRequirementOfAnotherSectionIsCheckedAtTheOption) {
+  // offload/zero3's optimizer = true declares (plugin.toml `requires`) that it needs optimizer.type = "adamw_cpu".
+  const std::string zero3 = std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\noptimizer = true\n";
+  auto refused = check(zero3);
+  ASSERT_EQ(refused.size(), 1u) << joined(refused);
+  EXPECT_EQ(refused[0].str(),
+            "/tmp/recipes/t.toml:13:13: error: offload.optimizer = true (plugin offload/zero3) needs optimizer.type = "
+            "\"adamw_cpu\", got \"adamw\"; set optimizer.type = \"adamw_cpu\" or offload.optimizer = false");
+  auto named = check(zero3 + "\n[optimizer]\ntype = \"adamw\"\n");
+  ASSERT_EQ(named.size(), 1u) << joined(named);
+  auto from_override = check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\n", nullptr, {"offload.optimizer=true"});
+  ASSERT_EQ(from_override.size(), 1u) << joined(from_override);
+  EXPECT_NE(from_override[0].str().find("offload.optimizer=true"), std::string::npos) << from_override[0].str();
+  EXPECT_TRUE(check(zero3 + "\n[optimizer]\ntype = \"adamw_cpu\"\n").empty());
+  EXPECT_TRUE(check(zero3, nullptr, {"optimizer.type=adamw_cpu"}).empty());
+  EXPECT_TRUE(check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\noptimizer = false\n").empty());
+  // A requirement of an option left at its default (params = true) is reported at the section.
+  auto cached = check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\n", nullptr, {"quantizer.cache_dir=qc"});
+  ASSERT_EQ(cached.size(), 1u) << joined(cached);
+  EXPECT_EQ(cached[0].str(), "/tmp/recipes/t.toml:12:1: error: offload.params = true (plugin offload/zero3) needs "
+                             "quantizer.cache_dir = \"\", got \"/tmp/recipes/qc\"; set quantizer.cache_dir = \"\" or "
+                             "offload.params = false");
+  EXPECT_TRUE(check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\nparams = false\n", nullptr,
+                    {"quantizer.cache_dir=qc"}).empty());
+}
+
 TEST_F(RecipeTest, MinimalRecipeResolvesDefaultsAndPaths) {
   ResolvedRecipe r;
   auto d = check(kMinimal, &r);

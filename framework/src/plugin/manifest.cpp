@@ -40,17 +40,18 @@ StatusOr<OptionType> parse_type(const std::string& text) {
   return Status::InvalidArgument("unknown option type '" + text + "' (use bool, int, float, string or string_list)");
 }
 
-StatusOr<OptionSpec> parse_option(const std::filesystem::path& file, const std::string& name, const toml::table& t) {
+StatusOr<OptionSpec> parse_option(const std::filesystem::path& file, const std::string& name, const toml::table& t,
+                                  std::vector<OptionRequirement>& requirements) {
   OptionSpec spec;
   spec.name = name;
   auto fail = [&](const toml::node& n, const std::string& what) {
     return Status::InvalidArgument(fmt::format("{}: option '{}': {}", where(file, n.source()), name, what));
   };
-  static const char* kKeys[] = {"type", "default", "min", "max", "choices", "doc"};
+  static const char* kKeys[] = {"type", "default", "min", "max", "choices", "doc", "requires"};
   for (const auto& [key, node] : t) {
     bool known = false;
     for (const char* k : kKeys) known = known || key.str() == k;
-    if (!known) return fail(node, fmt::format("unknown field '{}' (fields: type, default, min, max, choices, doc)", key.str()));
+    if (!known) return fail(node, fmt::format("unknown field '{}' (fields: type, default, min, max, choices, doc, requires)", key.str()));
   }
   const auto* type_node = t.get_as<std::string>("type");
   if (!type_node) return fail(t, "needs `type = \"bool\"|\"int\"|\"float\"|\"string\"|\"string_list\"`");
@@ -86,6 +87,23 @@ StatusOr<OptionSpec> parse_option(const std::filesystem::path& file, const std::
     }
   }
   if (const auto* doc = t.get_as<std::string>("doc")) spec.doc = doc->get();
+  if (const auto* r = t.get("requires")) {
+    const auto* table = r->as_table();
+    if (spec.type != OptionType::kBool || !table || table->empty()) {
+      return fail(*r, "requires must be a table of \"section.key\" = value, on a bool option");
+    }
+    for (const auto& [key, value] : *table) {
+      const std::string k(key.str());
+      const size_t dot = k.find('.');
+      auto v = value.is_value() ? natural_option_value(value) : StatusOr<OptionValue>(Status::InvalidArgument(""));
+      if (dot == std::string::npos || dot == 0 || dot + 1 == k.size() || !v.ok() ||
+          std::holds_alternative<std::vector<std::string>>(v.value())) {
+        return fail(*r, fmt::format("requires: '{}' must be \"section.key\" = a string, number or bool", k));
+      }
+      const auto* text = std::get_if<std::string>(&v.value());
+      requirements.push_back({name, k, text ? *text : format_option_value(v.value())});
+    }
+  }
   return spec;
 }
 
@@ -181,7 +199,7 @@ StatusOr<PluginManifest> read_manifest(const std::filesystem::path& manifest_pat
         return Status::InvalidArgument(fmt::format("{}: [options.{}] must be a table", where(manifest_path, node.source()),
                                                    key.str()));
       }
-      auto spec = parse_option(manifest_path, std::string(key.str()), *t);
+      auto spec = parse_option(manifest_path, std::string(key.str()), *t, m.requirements);
       if (!spec.ok()) return spec.status();
       m.options.push_back(std::move(spec).value());
     }

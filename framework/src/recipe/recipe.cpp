@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -292,6 +293,49 @@ Status apply_override(Recipe& recipe, const std::string& assignment, int positio
   return Status::Ok();
 }
 
+namespace {
+
+// Manifests' `requires` (see OptionRequirement): a plugin's bool option that is true needs other recipe keys to have
+// given values. Reported at the option's line (or its section's, when it came from the default).
+std::vector<Diagnostic> check_requirements(const Recipe& recipe, const ResolvedRecipe& resolved,
+                                           const std::map<std::string, const PluginManifest*>& manifests,
+                                           const SourceLocation& top) {
+  std::vector<Diagnostic> out;
+  for (const auto& [section, manifest] : manifests) {
+    const Options& options = resolved.sections.at(section);
+    for (const OptionRequirement& r : manifest->requirements) {
+      const auto set = options.values().find(r.option);
+      if (set == options.values().end() || !std::holds_alternative<bool>(set->second) || !std::get<bool>(set->second)) {
+        continue;
+      }
+      const size_t dot = r.key.find('.');
+      const std::string other = r.key.substr(0, dot), name = r.key.substr(dot + 1);
+      std::optional<OptionValue> actual;
+      if (name == "type" && resolved.plugin_types.count(other)) {
+        actual = resolved.plugin_types.at(other);
+      } else if (auto o = resolved.sections.find(other); o != resolved.sections.end() && o->second.has(name)) {
+        actual = o->second.values().at(name);
+      }
+      if (!actual) continue;  // that section has errors of its own, reported already
+      const auto* text = std::get_if<std::string>(&*actual);
+      if (text ? *text == r.value : format_option_value(*actual) == r.value) continue;
+      const bool wanted_string = std::holds_alternative<std::string>(*actual);
+      const std::string wanted = wanted_string ? fmt::format("\"{}\"", r.value) : r.value;
+      SourceLocation where = top;
+      if (auto s = recipe.sections.find(section); s != recipe.sections.end()) {
+        auto e = s->second.entries.find(r.option);
+        where = e != s->second.entries.end() ? e->second.where : s->second.where;
+      }
+      out.push_back({where, fmt::format("{}.{} = true (plugin {}) needs {} = {}, got {}; set {} = {} or {}.{} = false",
+                                        section, r.option, manifest->qualified_name(), r.key, wanted,
+                                        format_option_value(*actual), r.key, wanted, section, r.option)});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegistry& registry, ResolvedRecipe* out) {
   std::vector<Diagnostic> diags = recipe.problems;
   const auto& schema = framework_schema();
@@ -302,6 +346,7 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
 
   ResolvedRecipe resolved;
   resolved.path = recipe.path;
+  std::map<std::string, const PluginManifest*> manifests;  // by plugin section, for the requirements check
   for (const auto& [name, section] : recipe.sections) {
     if (!schema.count(name)) {
       diags.push_back({section.where, fmt::format("unknown section [{}]{}", name, did_you_mean(name, section_names))});
@@ -367,7 +412,9 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
                   values, [&](const std::string& key) { return plugin_key_hint(key, *manifest, merged, registry); });
     resolved.plugin_types[name] = type;
     resolved.sections[name] = Options(name, std::move(values));
+    manifests[name] = manifest;
   }
+  for (auto& d : check_requirements(recipe, resolved, manifests, top)) diags.push_back(std::move(d));
   // model.path's config.json, read once here: the checks below use it, and the run builds its model from it.
   if (auto m = resolved.sections.find("model"); m != resolved.sections.end() && m->second.has("path")) {
     const fs::path config_json = fs::path(m->second.string("path")) / "config.json";

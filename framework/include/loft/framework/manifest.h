@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "loft/options.h"
 #include "loft/plugin_kinds.h"
@@ -22,6 +23,15 @@ bool is_plugin_kind(const std::string& kind);
 // "quantizer, peft, offload, ...": for messages.
 std::string plugin_kind_list();
 
+// A bool option's `requires = { "section.key" = "value", ... }`: when the option is true, each named recipe key
+// (`type` included: "optimizer.type") must have that value. `loft validate` checks it, since a plugin's factory sees
+// only its own section (offload/zero3's optimizer = true needs optimizer.type = "adamw_cpu").
+struct OptionRequirement {
+  std::string option;  // this plugin's bool option: "optimizer"
+  std::string key;     // "optimizer.type"
+  std::string value;   // "adamw_cpu", as the recipe spells a string, or an int/float/bool in TOML
+};
+
 struct PluginManifest {
   std::string kind;      // "quantizer"
   std::string name;      // "int8"
@@ -34,6 +44,7 @@ struct PluginManifest {
   // [renamed] old = "new": options this plugin used to call by another name. A recipe that still writes the old
   // name is refused with the new one (one name per meaning; no silent aliases).
   std::map<std::string, std::string> renamed_options;
+  std::vector<OptionRequirement> requirements;
 
   std::string qualified_name() const { return kind + "/" + name; }
 };

@@ -1,0 +1,385 @@
+// offload/zero3: ZeRO-3-style offload through the SDK's offload contract, each part on or off.
+//  - params: every decoder block's frozen storage (QuantizedLinear::visit_storage: dense, int8, nf4; biases, norms)
+//    lives in one exactly-sized PinnedArena. prefetch_blocks + 1 reusable device buffers, each the size of the largest
+//    block, take turns (block b uses buffer b % buffers). A block is copied host -> device on a side stream when the
+//    block `prefetch_blocks` before it in execution order reaches its Pre stage (forward: b - k, backward: b + k); the
+//    compute stream waits on the copy's event before the block reads it, and a buffer is refilled only after an
+//    event recorded on the compute stream at its previous block's Post stage. The model's tensors are pointed at the
+//    buffer (refill_storage) at the Pre stage and released at the Post stage.
+//  - activations (with recompute): a block's saved input goes to pinned host memory at kForwardPost (side stream,
+//    event) and comes back at kRecomputePre, the next block's (index - 1) copy issued then, so two are on the device.
+//  - optimizer: the state and step on the host, by optimizer/adamw_cpu; validation refuses another optimizer (the
+//    manifest's `requires`), since a plugin sees only its own section.
+//  - recompute: blocks run kRecompute; without it, streamed blocks run kBoundary (weights streamed again in
+//    backward), resident ones kPlain.
+// No host synchronisation inside a step: copies are asynchronous and ordered by events only. On a CPU run the same
+// logic runs with plain copies. The embedding, final norm and lm_head stay on the run device (the contract gives
+// them no callbacks yet).
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <fmt/format.h>
+
+#include "loft/offload.h"
+#include "loft/pinned_arena.h"
+#include "loft/plugin.h"
+#include "loft/resident_offload.h"
+#include "zero3_stats.h"
+
+namespace {
+
+struct Parts {
+  bool params = true;
+  bool activations = true;
+  bool optimizer = false;
+  bool recompute = true;
+  int64_t prefetch_blocks = 1;
+};
+
+Parts parse_parts(const loft::Options& o) {
+  Parts p;
+  p.params = o.boolean("params");
+  p.activations = o.boolean("activations");
+  p.optimizer = o.boolean("optimizer");
+  p.recompute = o.boolean("recompute");
+  p.prefetch_blocks = o.integer("prefetch_blocks");
+  if (p.activations && !p.recompute) {
+    throw std::invalid_argument(
+        "offload/zero3: option 'activations' = true needs 'recompute' = true (only a recomputed block keeps nothing but "
+        "its input, which is what goes to the host); set offload.recompute = true or offload.activations = false");
+  }
+  return p;
+}
+
+class Zero3Offload final : public loft::OffloadStrategy {
+ public:
+  Zero3Offload(c10::Device device, Parts parts) : device_(device), parts_(parts) {
+    if (device_.is_cuda()) {
+      if (!device_.has_index()) device_ = c10::Device(c10::kCUDA, c10::cuda::current_device());
+      h2d_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
+      d2h_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
+    }
+  }
+
+  // Outside any step: the side streams may still be reading the arena or writing buffers that die with us.
+  ~Zero3Offload() override {
+    if (h2d_) (void)cudaStreamSynchronize(h2d_->stream());
+    if (d2h_) (void)cudaStreamSynchronize(d2h_->stream());
+  }
+
+  std::vector<loft::Home> plan(const std::vector<loft::ModelUnit>& units) override {
+    std::vector<loft::Home> homes;
+    for (const auto& u : units) {
+      homes.push_back(parts_.params && u.kind == loft::UnitKind::kBlock ? loft::Home::kPinnedHost
+                                                                        : loft::Home::kRunDevice);
+    }
+    return homes;
+  }
+
+  void place(const std::vector<loft::BlockResidency>& units) override {
+    std::vector<loft::BlockResidency> resident;
+    std::vector<const loft::BlockResidency*> streamed;
+    int64_t last_index = -1;
+    for (const auto& u : units) {
+      if (u.kind == loft::UnitKind::kBlock) last_index = std::max(last_index, u.index);
+      if (u.kind == loft::UnitKind::kBlock && u.home == loft::Home::kPinnedHost) {
+        streamed.push_back(&u);
+      } else {
+        resident.push_back(u);
+      }
+    }
+    loft::place_all_on(resident, device_);
+    blocks_.resize(static_cast<size_t>(last_index + 1));
+    inputs_.resize(static_cast<size_t>(last_index + 1));
+    if (streamed.empty()) return;
+
+    // Every streamed tensor, by block, and its offset inside a device buffer.
+    std::vector<at::Tensor*> sources;
+    std::vector<int64_t> sizes;
+    int64_t buffer_bytes = 0;
+    for (const loft::BlockResidency* u : streamed) {
+      Block& block = blocks_.at(static_cast<size_t>(u->index));
+      TORCH_CHECK(!block.streamed, "offload/zero3: block ", u->index, " was offered twice");
+      block.streamed = true;
+      std::vector<at::Tensor*> mine;
+      for (loft::QuantizedLinear* linear : u->frozen_linears) {
+        const bool visited = linear->visit_storage([&](std::string_view, at::Tensor& t) { mine.push_back(&t); });
+        TORCH_CHECK(visited, "offload/zero3: a frozen linear of block ", u->index,
+                    " does not expose its storage (QuantizedLinear::visit_storage), so it cannot be streamed; set "
+                    "offload.params = false or use a quantizer whose linears do");
+      }
+      for (at::Tensor* t : u->frozen_tensors) {
+        if (t->defined()) mine.push_back(t);
+      }
+      int64_t offset = 0;
+      for (at::Tensor* t : mine) {
+        TORCH_CHECK(t->is_contiguous(), "offload/zero3: a frozen tensor of block ", u->index, " is not contiguous");
+        Entry e;
+        e.offset = offset;
+        offset += loft::PinnedArena::slot_bytes(static_cast<int64_t>(t->nbytes()));
+        block.entries.push_back(std::move(e));
+        sources.push_back(t);
+        sizes.push_back(static_cast<int64_t>(t->nbytes()));
+      }
+      buffer_bytes = std::max(buffer_bytes, offset);
+    }
+    arena_ = std::make_unique<loft::PinnedArena>(loft::PinnedArena::capacity_for(sizes));
+    size_t next = 0;
+    for (const loft::BlockResidency* u : streamed) {
+      for (Entry& e : blocks_[static_cast<size_t>(u->index)].entries) {
+        at::Tensor* t = sources[next++];
+        e.master = arena_->copy_in(*t);
+        // Until place() returns the tensor object may be replaced; from here on only its bytes change.
+        *t = at::empty(t->sizes(), t->options().device(device_));
+        e.tensor = *t;
+        loft::release_storage(e.tensor);
+      }
+    }
+    const int64_t buffers = std::min<int64_t>(parts_.prefetch_blocks + 1, static_cast<int64_t>(streamed.size()));
+    for (int64_t i = 0; i < buffers; ++i) {
+      Buffer b;
+      b.bytes = at::empty({std::max<int64_t>(buffer_bytes, 1)}, at::TensorOptions().dtype(at::kByte).device(device_));
+      buffers_.push_back(std::move(b));
+    }
+    // Each block's tensors as views of each buffer, made once so that a step allocates nothing for them.
+    for (Block& block : blocks_) {
+      if (!block.streamed) continue;
+      for (const Buffer& b : buffers_) {
+        std::vector<at::Tensor> views;
+        for (const Entry& e : block.entries) {
+          views.push_back(b.bytes.narrow(0, e.offset, static_cast<int64_t>(e.master.nbytes()))
+                              .view(e.master.scalar_type())
+                              .view(e.master.sizes()));
+        }
+        block.views.push_back(std::move(views));
+      }
+    }
+    stats_.arena_bytes = arena_->capacity_bytes();
+    stats_.device_buffers = buffers;
+    stats_.device_buffer_bytes = buffer_bytes;
+  }
+
+  loft::BlockExecution execution(int64_t index) override {
+    if (parts_.recompute) return loft::BlockExecution::kRecompute;
+    return streamed(index) ? loft::BlockExecution::kBoundary : loft::BlockExecution::kPlain;
+  }
+
+  void on_block(const loft::BlockEvent& event) override {
+    const int64_t b = event.index;
+    switch (event.stage) {
+      case loft::BlockStage::kForwardPre:
+        acquire(b, +1);
+        break;
+      case loft::BlockStage::kForwardPost:
+        finish(b);
+        if (parts_.activations && event.saved_input != nullptr) offload_input(b, *event.saved_input);
+        break;
+      case loft::BlockStage::kRecomputePre:
+        if (parts_.activations && event.saved_input != nullptr) restore_input(b, *event.saved_input);
+        acquire(b, -1);
+        break;
+      case loft::BlockStage::kRecomputePost:
+        break;
+      case loft::BlockStage::kBackwardPre:
+        acquire(b, -1);  // after kRecomputePre the block is bound already: only the prefetch is (re)considered
+        break;
+      case loft::BlockStage::kBackwardPost:
+        finish(b);
+        break;
+    }
+  }
+
+  const void* extension(std::string_view id) const override {
+    return id == loft::kZero3StatsId ? &stats_ : nullptr;
+  }
+
+ private:
+  struct Entry {
+    at::Tensor tensor;   // the model's tensor object (its bytes are refilled and released)
+    at::Tensor master;   // its home: a view into the pinned arena
+    int64_t offset = 0;  // where it sits in a device buffer
+  };
+  struct Block {
+    bool streamed = false;
+    bool bound = false;                        // the model's tensors point at buffers_[index % buffers]
+    std::vector<Entry> entries;
+    std::vector<std::vector<at::Tensor>> views;  // [buffer][entry]
+  };
+  struct Buffer {
+    at::Tensor bytes;
+    int64_t holds = -1;          // the block whose bytes it holds (or is receiving)
+    at::cuda::CUDAEvent ready;   // recorded on h2d_ after its copy
+    at::cuda::CUDAEvent free;    // recorded on the compute stream after its block's last use
+  };
+  struct SavedInput {
+    at::Tensor host;    // the pinned copy made at kForwardPost
+    at::Tensor device;  // on its way back (or back), before kRecomputePre hands it over
+    at::cuda::CUDAEvent produced, offloaded, ready;
+  };
+
+  bool cuda() const { return device_.is_cuda(); }
+  c10::cuda::CUDAStream compute() const { return c10::cuda::getCurrentCUDAStream(device_.index()); }
+  bool streamed(int64_t b) const {
+    return b >= 0 && b < static_cast<int64_t>(blocks_.size()) && blocks_[static_cast<size_t>(b)].streamed;
+  }
+  int64_t buffer_of(int64_t b) const { return b % static_cast<int64_t>(buffers_.size()); }
+
+  // Makes block b readable on the run device, then starts the copies of the blocks after it in `direction`.
+  void acquire(int64_t b, int64_t direction) {
+    if (!streamed(b)) return;
+    Block& block = blocks_[static_cast<size_t>(b)];
+    const int64_t i = buffer_of(b);
+    issue(b);
+    if (!block.bound) {
+      if (cuda()) buffers_[static_cast<size_t>(i)].ready.block(compute());
+      for (size_t e = 0; e < block.entries.size(); ++e) {
+        loft::refill_storage(block.entries[e].tensor, block.views[static_cast<size_t>(i)][e]);
+      }
+      block.bound = true;
+      ++bound_;
+      stats_.max_bound_blocks = std::max(stats_.max_bound_blocks, bound_);
+    }
+    const int64_t ahead = std::min<int64_t>(parts_.prefetch_blocks, static_cast<int64_t>(buffers_.size()) - 1);
+    for (int64_t k = 1; k <= ahead; ++k) {
+      if (streamed(b + direction * k)) issue(b + direction * k);
+    }
+  }
+
+  // Starts copying block b into its buffer unless the buffer holds it already.
+  void issue(int64_t b) {
+    const int64_t i = buffer_of(b);
+    Buffer& buffer = buffers_[static_cast<size_t>(i)];
+    if (buffer.holds == b) return;
+    // A holder still bound here means a pass stopped between its Pre and Post (an exception): unbind it first.
+    if (buffer.holds >= 0) finish(buffer.holds);
+    Block& block = blocks_[static_cast<size_t>(b)];
+    const auto& views = block.views[static_cast<size_t>(i)];
+    if (cuda()) {
+      buffer.free.block(*h2d_);
+      c10::cuda::CUDAStreamGuard guard(*h2d_);
+      for (size_t e = 0; e < block.entries.size(); ++e) views[e].copy_(block.entries[e].master, /*non_blocking=*/true);
+      buffer.ready.record(*h2d_);
+    } else {
+      for (size_t e = 0; e < block.entries.size(); ++e) views[e].copy_(block.entries[e].master);
+    }
+    buffer.holds = b;
+    ++stats_.block_copies;
+  }
+
+  // Block b is not read again in this pass: its buffer may be refilled once the compute stream is past this point.
+  void finish(int64_t b) {
+    if (!streamed(b)) return;
+    Block& block = blocks_[static_cast<size_t>(b)];
+    if (!block.bound) return;
+    if (cuda()) buffers_[static_cast<size_t>(buffer_of(b))].free.record(compute());
+    for (Entry& e : block.entries) loft::release_storage(e.tensor);
+    block.bound = false;
+    --bound_;
+  }
+
+  // kForwardPost of a recomputed block: its kept input moves to pinned host memory.
+  void offload_input(int64_t b, at::Tensor& saved) {
+    if (!saved.defined() || b < 0 || b >= static_cast<int64_t>(inputs_.size())) return;
+    SavedInput& in = inputs_[static_cast<size_t>(b)];
+    in.device = at::Tensor();
+    ++stats_.inputs_offloaded;
+    if (!saved.is_cuda()) {
+      in.host = saved.clone();  // a CPU run: the same hand-over, as a plain copy
+      saved = in.host;
+      return;
+    }
+    const at::Tensor dev = saved;
+    in.host = at::empty(dev.sizes(), dev.options().device(c10::kCPU).pinned_memory(true));
+    in.produced.record(compute());
+    in.produced.block(*d2h_);
+    {
+      c10::cuda::CUDAStreamGuard guard(*d2h_);
+      in.host.copy_(dev, /*non_blocking=*/true);
+    }
+    in.offloaded.record(*d2h_);
+    // The device copy is freed when the boundary lets go of it below: not reusable before the copy has read it.
+    c10::cuda::CUDACachingAllocator::recordStream(dev.storage().data_ptr(), *d2h_);
+    saved = in.host;
+  }
+
+  // kRecomputePre: the input goes back to the run device (prefetched at the previous block's kRecomputePre when
+  // possible), and the next one's copy starts.
+  void restore_input(int64_t b, at::Tensor& saved) {
+    if (!saved.defined() || b < 0 || b >= static_cast<int64_t>(inputs_.size())) return;
+    SavedInput& in = inputs_[static_cast<size_t>(b)];
+    if (saved.device() == device_) {  // a CPU run, or the second pass of a retained graph
+      if (in.host.defined() && in.host.is_same(saved)) {
+        in.host = at::Tensor();
+        ++stats_.inputs_restored;
+      }
+      return;
+    }
+    TORCH_CHECK(in.host.defined() && in.host.is_same(saved), "offload/zero3: block ", b,
+                ": the input to recompute is not the one moved to the host at its forward");
+    if (!in.device.defined()) {
+      fetch_input(in);
+    } else {
+      ++stats_.inputs_prefetched;
+    }
+    in.ready.block(compute());
+    saved = in.device;
+    in.device = at::Tensor();
+    in.host = at::Tensor();
+    ++stats_.inputs_restored;
+    if (b >= 1) {
+      SavedInput& prev = inputs_[static_cast<size_t>(b - 1)];
+      if (prev.host.defined() && !prev.device.defined()) fetch_input(prev);
+    }
+  }
+
+  void fetch_input(SavedInput& in) {
+    // Allocated for the compute stream, which may have just freed that memory: the copy waits for it.
+    in.device = at::empty(in.host.sizes(), in.host.options().device(device_));
+    in.produced.record(compute());
+    in.produced.block(*h2d_);
+    in.offloaded.block(*h2d_);
+    {
+      c10::cuda::CUDAStreamGuard guard(*h2d_);
+      in.device.copy_(in.host, /*non_blocking=*/true);
+    }
+    in.ready.record(*h2d_);
+    c10::cuda::CUDACachingAllocator::recordStream(in.device.storage().data_ptr(), *h2d_);
+  }
+
+  c10::Device device_;
+  Parts parts_;
+  std::optional<c10::cuda::CUDAStream> h2d_, d2h_;  // CUDA runs: host -> device, device -> host
+  std::unique_ptr<loft::PinnedArena> arena_;
+  std::vector<Block> blocks_;                        // by block index
+  std::vector<Buffer> buffers_;
+  std::vector<SavedInput> inputs_;                   // by block index
+  int64_t bound_ = 0;
+  loft::Zero3Stats stats_;
+};
+
+void register_plugin(loft::Registrar& registrar) {
+  registrar.add_offload("zero3", [](const loft::HostContext& ctx, const loft::Options& options) {
+    const Parts parts = parse_parts(options);
+    ctx.log().info("offload/zero3: params {}, activations {}, optimizer {}, recompute {}, prefetch {} block(s)",
+                   parts.params ? "streamed from pinned host" : "resident",
+                   parts.activations ? "to pinned host" : "kept", parts.optimizer ? "on host (optimizer/adamw_cpu)" : "not offloaded",
+                   parts.recompute ? "on" : "off", parts.prefetch_blocks);
+    return std::make_unique<Zero3Offload>(ctx.device(), parts);
+  });
+}
+
+}  // namespace
+
+LOFT_PLUGIN("offload/zero3", register_plugin)
