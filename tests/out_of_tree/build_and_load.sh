@@ -33,6 +33,7 @@ grep -Eq '^dataset +hello +1\.0\.0' "$work/list.txt"
 cat >"$work/recipe.toml" <<TOML
 [model]
 path = "$(cd "$src_root/../.." && pwd)/models/demo"
+init = "random"
 [peft]
 type = "full"
 [dataset]

@@ -76,7 +76,7 @@ TEST_F(RecipeTest, AnOptionsRequirementOfAnotherSectionIsCheckedAtTheOption) {
   // A requirement of an option left at its default (params = true) is reported at the section.
   auto cached = check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\n", nullptr, {"quantizer.cache_dir=qc"});
   ASSERT_EQ(cached.size(), 1u) << joined(cached);
-  EXPECT_EQ(cached[0].str(), "/tmp/recipes/t.toml:12:1: error: offload.params = true (plugin offload/zero3) needs "
+  EXPECT_EQ(cached[0].str(), "/tmp/recipes/t.toml:11:1: error: offload.params = true (plugin offload/zero3) needs "
                              "quantizer.cache_dir = \"\", got \"/tmp/recipes/qc\"; set quantizer.cache_dir = \"\" or "
                              "offload.params = false");
   EXPECT_TRUE(check(std::string(kMinimal) + "\n[offload]\ntype = \"zero3\"\nparams = false\n", nullptr,
