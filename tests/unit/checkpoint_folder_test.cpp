@@ -197,6 +197,18 @@ TEST_F(LatestCheckpoint, FallsBackToTheNewestCompleteCheckpoint) {
   EXPECT_EQ(found(), "step-000002") << "unreadable trainer.json";
 }
 
+// A resume tidies what a kill left: `latest` names the checkpoint it loaded, older ones are pruned to keep_last.
+TEST_F(LatestCheckpoint, AdoptingTheResumedCheckpointRepairsLatestAndPrunes) {
+  const fs::path checkpoints = root_ / "checkpoints";
+  ASSERT_TRUE(remove_tree(checkpoints / "latest").ok());
+  ASSERT_TRUE(fs::create_directories(checkpoints / "step-000003.partial").ok());
+  auto found = latest_checkpoint(root_);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(adopt_checkpoint(found.value(), 2).ok());
+  EXPECT_EQ(latest(), "step-000003");
+  EXPECT_EQ(entries(), (std::vector<std::string>{"latest", "step-000002", "step-000003"}));
+}
+
 TEST_F(LatestCheckpoint, NoCompleteCheckpointIsAClearError) {
   const fs::path checkpoints = root_ / "checkpoints";
   for (const char* step : {"step-000001", "step-000002", "step-000003"}) ASSERT_TRUE(remove_tree(checkpoints / step).ok());

@@ -71,6 +71,12 @@ TEST_F(RunFolder, TheLockDiesWithItsProcess) {
 
 TEST_F(RunFolder, ANewRunRefusesAnExistingFolderThatHoldsAnything) {
   const fs::path dir = earlier_run("named");
+  // The early check (before the model is built) refuses alike and leaves no trace.
+  const Status early = check_new_run_folder(dir, RunFolderMode::kNew);
+  EXPECT_EQ(early.code(), StatusCode::kInvalidArgument) << early.message();
+  EXPECT_FALSE(fs::exists(dir / kRunLockFileName));
+  EXPECT_TRUE(check_new_run_folder(root_ / "absent", RunFolderMode::kNew).ok());
+  EXPECT_FALSE(fs::exists(root_ / "absent"));
   auto refused = open_run_folder(dir, RunFolderMode::kNew);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
@@ -103,10 +109,15 @@ TEST_F(RunFolder, OverwriteEmptiesAnEarlierRunAndNothingElse) {
     ASSERT_FALSE(busy.ok());
     EXPECT_NE(busy.status().message().find("in use by another loft process"), std::string::npos) << busy.status().message();
   }
+  const Status early = check_new_run_folder(dir, RunFolderMode::kOverwrite);
+  EXPECT_NE(early.message().find("in use by another loft process (pid " + std::to_string(::getpid())),
+            std::string::npos) << early.message();
   EXPECT_TRUE(fs::exists(again / "metrics.jsonl")) << "a refused --overwrite deleted something";
   // A folder that is no run folder is never emptied.
   ASSERT_TRUE(fs::create_directories(root_ / "documents").ok());
   std::ofstream(root_ / "documents" / "thesis.tex") << "x";
+  EXPECT_NE(check_new_run_folder(root_ / "documents", RunFolderMode::kOverwrite).message().find("not a loft run folder"),
+            std::string::npos);
   auto refused = open_run_folder(root_ / "documents", RunFolderMode::kOverwrite);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("not a loft run folder"), std::string::npos) << refused.status().message();
@@ -151,7 +162,9 @@ ResolvedRecipe recipe(int64_t max_steps, double lr, const std::string& peft, con
 TEST(ResumeRecipe, EveryDifferenceIsListedAndOnlySafeKeysMayChange) {
   const ResolvedRecipe saved = recipe(40, 2e-4, "lora", "a");
   EXPECT_TRUE(recipe_changes(saved, recipe(40, 2e-4, "lora", "b")).empty()) << "[output] is --resume's business";
-  const auto changes = recipe_changes(saved, recipe(60, 1e-4, "dora", "a"));
+  ResolvedRecipe other_plugin = recipe(60, 1e-4, "dora", "a");
+  other_plugin.sections["peft"] = Options("peft", {{"r", int64_t{8}}, {"use_magnitude", true}});  // dora's own key
+  const auto changes = recipe_changes(saved, other_plugin);
   ASSERT_EQ(changes.size(), 3u);
   EXPECT_EQ(changes[0].key, "peft.type");
   EXPECT_EQ(changes[0].before, "\"lora\"");

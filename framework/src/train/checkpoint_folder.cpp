@@ -103,6 +103,18 @@ Status publish_checkpoint(const fs::path& dir, const std::vector<std::pair<std::
   return prune(checkpoints, step, keep_last);
 }
 
+Status adopt_checkpoint(const fs::path& dir, int64_t keep_last) {
+  const auto step = step_of(dir.filename().string());
+  if (!step) return Status::Ok();
+  const fs::path checkpoints = dir.parent_path();
+  std::ifstream latest(checkpoints / "latest");
+  std::string name;
+  if (!(latest >> name) || name != dir.filename().string()) {
+    if (auto st = write_file_atomically(checkpoints / "latest", dir.filename().string() + "\n"); !st.ok()) return st;
+  }
+  return prune(checkpoints, *step, keep_last);
+}
+
 StatusOr<fs::path> latest_checkpoint(const fs::path& run_dir) {
   const fs::path checkpoints = run_dir / "checkpoints";
   std::ifstream latest(checkpoints / "latest");

@@ -20,6 +20,7 @@
 
 #include "fault_point.h"
 #include "loft/framework/atomic_file.h"
+#include "loft/framework/checkpoint_folder.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/param_groups.h"
 #include "loft/framework/peft_adapter.h"
@@ -65,10 +66,9 @@ Status runtime_error(const Status& st) {
 
 std::string gib(double bytes) { return fmt::format("{:.2f}GiB", bytes / (1024.0 * 1024 * 1024)); }
 
-// The run folder, created (or opened, for --resume) and locked before anything slow happens. Without output.name:
-// the recipe's name and a timestamp, made unique by create_unique_run_folder.
-StatusOr<RunFolderLock> open_run_folder_for(const ResolvedRecipe& recipe, const RunOptions& options) {
-  if (!options.resume_dir.empty()) return open_run_folder(options.resume_dir, RunFolderMode::kResume);
+// A new run's folder, created and locked. Without output.name: the recipe's name and a timestamp, made unique by
+// create_unique_run_folder.
+StatusOr<RunFolderLock> open_new_run_folder(const ResolvedRecipe& recipe, const RunOptions& options) {
   const fs::path parent = recipe.sections.at("output").string("dir");
   const std::string& name = recipe.sections.at("output").string("name");
   if (!name.empty()) {
@@ -388,21 +388,28 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
 }
 
 Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
-  // The folder first, locked until this function returns: refusals come before the model is built.
-  auto folder = open_run_folder_for(recipe, options);
-  if (!folder.ok()) return folder.status();
-  const fs::path run_dir = folder.value().folder();
+  // Refusals of the run folder come before the model is built. A resumed folder is locked from here to the end; a
+  // new one is only checked here, and created and locked once the setup has worked (a run that cannot start leaves
+  // no folder behind).
   const bool resuming = !options.resume_dir.empty();
+  const std::string& output_name = recipe.sections.at("output").string("name");
+  std::optional<RunFolderLock> folder;
   ResolvedRecipe saved_recipe;
   std::vector<RecipeChange> recipe_changes;
   if (resuming) {
-    auto changes = check_resume_recipe(run_dir, recipe, registry, &saved_recipe);
+    auto opened = open_run_folder(options.resume_dir, RunFolderMode::kResume);
+    if (!opened.ok()) return opened.status();
+    folder.emplace(std::move(opened).value());
+    auto changes = check_resume_recipe(folder->folder(), recipe, registry, &saved_recipe);
     if (!changes.ok()) return changes.status();
     recipe_changes = std::move(changes).value();
-  } else if (auto written = write_file_atomically(run_dir / "recipe.toml", recipe.to_toml()); !written.ok()) {
-    return runtime_error(written);
+  } else if (!output_name.empty()) {
+    const fs::path dir = fs::path(recipe.sections.at("output").string("dir")) / output_name;
+    if (auto st = check_new_run_folder(dir, options.overwrite ? RunFolderMode::kOverwrite : RunFolderMode::kNew);
+        !st.ok()) {
+      return st;
+    }
   }
-  fault_point("run.locked");
 
   auto session = open_session(recipe, registry, SessionOptions{});
   if (!session.ok()) return session.status();
@@ -433,6 +440,16 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     }
   }
 
+  if (!folder) {
+    auto opened = open_new_run_folder(recipe, options);
+    if (!opened.ok()) return opened.status();
+    folder.emplace(std::move(opened).value());
+    if (auto written = write_file_atomically(folder->folder() / "recipe.toml", recipe.to_toml()); !written.ok()) {
+      return runtime_error(written);
+    }
+  }
+  const fs::path run_dir = folder->folder();
+  fault_point("run.locked");
   // Dropout draws from the default generators: seed them from train.seed (a resumed run restores their state).
   at::manual_seed(c.context->seed());
   // The PEFT method's parameter groups, resolved with train.weight_decay, for the recipe's optimizer.
@@ -478,6 +495,7 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     if (auto st = record_resume(run_dir, trainer.step(), recipe_changes, saved_recipe, recipe); !st.ok()) {
       return runtime_error(st);
     }
+    if (auto st = adopt_checkpoint(checkpoint.value(), tc.keep_last); !st.ok()) return runtime_error(st);
     spdlog::info("resumed from {} at step {}", checkpoint.value().string(), trainer.step());
   }
   spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,

@@ -36,6 +36,39 @@ bool is_run_folder(const fs::path& dir) {
          fs::exists(dir / kRunLockFileName);
 }
 
+std::string in_use(const fs::path& run_dir, std::string holder) {
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ' || holder.back() == '\0')) holder.pop_back();
+  return fmt::format("run folder {} is in use by another loft process (pid {}); wait for it to end, or use another "
+                     "folder", run_dir.string(), holder.empty() ? "unknown" : holder);
+}
+
+std::string read_holder(int fd) {
+  std::string holder(32, '\0');
+  const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
+  holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return holder;
+}
+
+std::string exists_message(const fs::path& dir, bool earlier_run) {
+  return fmt::format("run folder {} already exists and is not empty{}; continue that run with --resume {}, replace it "
+                     "with --overwrite, or choose another output.name", dir.string(),
+                     earlier_run ? " (an earlier run)" : "", dir.string());
+}
+
+std::string not_a_run_folder_message(const fs::path& dir) {
+  return fmt::format("{} is not a loft run folder (no recipe.toml, no checkpoints/): --overwrite replaces only a run "
+                     "folder; move it away or choose another output.name", dir.string());
+}
+
+// The folder's entries but the lock file.
+std::vector<fs::path> contents_of(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& entry : fs::list_directory(dir)) {
+    if (entry.filename() != kRunLockFileName) out.push_back(entry);
+  }
+  return out;
+}
+
 }  // namespace
 
 StatusOr<RunFolderLock> RunFolderLock::acquire(const fs::path& run_dir) {
@@ -44,15 +77,10 @@ StatusOr<RunFolderLock> RunFolderLock::acquire(const fs::path& run_dir) {
   if (fd < 0) return Status::IoError(fmt::format("cannot open the run folder's lock file {}: {}", file.string(), os_error(errno)));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    std::string holder(32, '\0');
-    const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
-    holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    const std::string holder = read_holder(fd);
     ::close(fd);
     if (err != EWOULDBLOCK) return Status::IoError(fmt::format("cannot lock {}: {}", file.string(), os_error(err)));
-    return Status::InvalidArgument(fmt::format(
-        "run folder {} is in use by another loft process (pid {}); wait for it to end, or use another folder",
-        run_dir.string(), holder.empty() ? "unknown" : holder));
+    return Status::InvalidArgument(in_use(run_dir, holder));
   }
   // The holder's pid, for the message above; the lock itself is the flock, which the kernel drops with the process.
   const std::string pid = std::to_string(::getpid()) + "\n";
@@ -84,6 +112,25 @@ RunFolderLock::~RunFolderLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+Status check_new_run_folder(const fs::path& dir, RunFolderMode mode) {
+  if (!fs::exists(dir)) return Status::Ok();
+  if (!fs::is_directory(dir)) {
+    return Status::InvalidArgument(fmt::format("{} exists and is not a folder; choose another output.name", dir.string()));
+  }
+  // A probe of the lock: opened read-only (nothing created), released at once.
+  const int fd = ::open((dir / kRunLockFileName).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    const std::string holder = held ? read_holder(fd) : "";
+    ::close(fd);
+    if (held) return Status::InvalidArgument(in_use(dir, holder));
+  }
+  if (contents_of(dir).empty()) return Status::Ok();
+  if (mode == RunFolderMode::kNew) return Status::InvalidArgument(exists_message(dir, is_run_folder(dir)));
+  if (!is_run_folder(dir)) return Status::InvalidArgument(not_a_run_folder_message(dir));
+  return Status::Ok();
+}
+
 StatusOr<RunFolderLock> open_run_folder(const fs::path& dir, RunFolderMode mode) {
   if (mode == RunFolderMode::kResume) {
     if (!fs::is_directory(dir)) {
@@ -112,22 +159,10 @@ StatusOr<RunFolderLock> open_run_folder(const fs::path& dir, RunFolderMode mode)
   const bool earlier_run = !created && is_run_folder(dir);  // before acquire() creates the lock file
   auto lock = RunFolderLock::acquire(dir);
   if (!lock.ok()) return lock.status();
-  std::vector<fs::path> contents;
-  for (const auto& entry : fs::list_directory(dir)) {
-    if (entry.filename() != kRunLockFileName) contents.push_back(entry);
-  }
+  const std::vector<fs::path> contents = contents_of(dir);
   if (contents.empty()) return lock;
-  if (mode == RunFolderMode::kNew) {
-    return Status::InvalidArgument(fmt::format(
-        "run folder {} already exists and is not empty{}; continue that run with --resume {}, replace it with "
-        "--overwrite, or choose another output.name", dir.string(), earlier_run ? " (an earlier run)" : "",
-        dir.string()));
-  }
-  if (!earlier_run) {
-    return Status::InvalidArgument(fmt::format(
-        "{} is not a loft run folder (no recipe.toml, no checkpoints/): --overwrite replaces only a run folder; move "
-        "it away or choose another output.name", dir.string()));
-  }
+  if (mode == RunFolderMode::kNew) return Status::InvalidArgument(exists_message(dir, earlier_run));
+  if (!earlier_run) return Status::InvalidArgument(not_a_run_folder_message(dir));
   // Locked: no other loft process is writing here while the earlier run is deleted.
   for (const auto& entry : contents) {
     fault_point("overwrite.clearing");
@@ -171,12 +206,17 @@ bool resume_may_change(const std::string& key) {
 }
 
 std::vector<RecipeChange> recipe_changes(const ResolvedRecipe& saved, const ResolvedRecipe& now) {
-  // Every section as section.key -> value spelled as in a recipe, the plugin type as section.type.
-  auto flatten = [](const ResolvedRecipe& r) {
+  // Every section as section.key -> value spelled as in a recipe, the plugin type as section.type. A section whose
+  // plugin changed shows only its type: the options of two different plugins are not a list of edits.
+  auto type_of = [](const ResolvedRecipe& r, const std::string& kind) {
+    auto it = r.plugin_types.find(kind);
+    return it == r.plugin_types.end() ? std::string() : it->second;
+  };
+  auto flatten = [&](const ResolvedRecipe& r) {
     std::map<std::string, std::string> out;
     for (const auto& [kind, type] : r.plugin_types) out[kind + ".type"] = format_option_value(type);
     for (const auto& [section, options] : r.sections) {
-      if (section == "output") continue;
+      if (section == "output" || type_of(saved, section) != type_of(now, section)) continue;
       for (const auto& [key, value] : options.values()) out[section + "." + key] = format_option_value(value);
     }
     return out;

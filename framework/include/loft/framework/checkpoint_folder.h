@@ -28,4 +28,9 @@ bool is_complete_checkpoint(const std::filesystem::path& dir);
 Status publish_checkpoint(const std::filesystem::path& dir,
                           const std::vector<std::pair<std::string, std::string>>& files, int64_t keep_last);
 
+// Makes the complete checkpoint `dir` (the one a resume loaded) the one checkpoints/latest names, then prunes as
+// publish_checkpoint does: a run killed between publishing and pruning, or resumed from the newest complete
+// checkpoint because `latest` was broken, is tidied before it goes on.
+Status adopt_checkpoint(const std::filesystem::path& dir, int64_t keep_last);
+
 }  // namespace loft

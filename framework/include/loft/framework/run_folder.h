@@ -46,6 +46,10 @@ enum class RunFolderMode {
   kResume,     // the folder must be a run folder (recipe.toml)
 };
 
+// What open_run_folder(dir, kNew or kOverwrite) would refuse now, found without creating or changing anything: run
+// before the slow setup so that a refusal comes at once (open_run_folder checks again, under the lock).
+Status check_new_run_folder(const std::filesystem::path& dir, RunFolderMode mode);
+
 // Creates (kNew, kOverwrite) or opens (kResume) the run folder `dir` and locks it. Refusals are kInvalidArgument or
 // kNotFound with the folder named and the way out (`--resume`, `--overwrite`, another output.name). Fault point
 // overwrite.clearing: before each entry of an earlier run is deleted.
@@ -66,6 +70,7 @@ struct RecipeChange {
 bool resume_may_change(const std::string& key);
 
 // The differences between `saved` and `now` (every section but [output]: --resume names the folder), sorted by key.
+// Where a plugin section's type differs, that is its one difference.
 std::vector<RecipeChange> recipe_changes(const ResolvedRecipe& saved, const ResolvedRecipe& now);
 
 // The resumed run's saved recipe (<run>/recipe.toml), validated with `registry`, and what `now` changes in it.
