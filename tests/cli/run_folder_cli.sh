@@ -35,6 +35,13 @@ echo stale > "$work/runs/a/stale.txt"
 expect 0 'deleted the earlier run in .*/runs/a' overwrite -- run output.name=a --overwrite
 [ -e "$work/runs/a/stale.txt" ] && fail "--overwrite left the earlier run's files"
 [ "$(wc -l < "$work/runs/a/metrics.jsonl")" = 1 ] || fail "--overwrite: metrics.jsonl mixes two runs"
+# Killed while --overwrite deletes: the half-deleted folder is still a run folder (refused without --overwrite,
+# replaced with it).
+LOFT_FAULT_POINT=overwrite.clearing run output.name=a --overwrite >"$work/overwrite_kill.log" 2>&1
+rc=$?
+[ $rc = 137 ] || fail "--overwrite was not killed at overwrite.clearing (exit $rc)"
+expect 2 'already exists' after_kill -- run output.name=a
+expect 0 'deleted the earlier run' overwrite_again -- run output.name=a --overwrite
 expect 2 'exclude each other' both -- run output.name=a --overwrite --resume "$work/runs/a"
 mkdir -p "$work/runs/notes"; echo keep > "$work/runs/notes/todo.txt"
 expect 2 'not a loft run folder' overwrite_other -- run output.name=notes --overwrite
