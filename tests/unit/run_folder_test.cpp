@@ -87,7 +87,10 @@ TEST_F(RunFolder, ANewRunRefusesAnExistingFolderThatHoldsAnything) {
   std::ofstream(root_ / "stranger") << "x";
   ASSERT_TRUE(fs::create_directories(root_ / "other").ok());
   std::ofstream(root_ / "other" / "notes.txt") << "x";
-  EXPECT_FALSE(open_run_folder(root_ / "other", RunFolderMode::kNew).ok());
+  auto other = open_run_folder(root_ / "other", RunFolderMode::kNew);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("no loft run folder"), std::string::npos) << other.status().message();
+  EXPECT_EQ(other.status().message().find("--overwrite"), std::string::npos) << "--overwrite would refuse it";
   EXPECT_FALSE(open_run_folder(root_ / "stranger", RunFolderMode::kNew).ok()) << "a file where the folder goes";
   // Absent or empty: taken.
   ASSERT_TRUE(fs::create_directories(root_ / "empty").ok());

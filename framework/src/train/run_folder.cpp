@@ -50,9 +50,13 @@ std::string read_holder(int fd) {
 }
 
 std::string exists_message(const fs::path& dir, bool earlier_run) {
-  return fmt::format("run folder {} already exists and is not empty{}; continue that run with --resume {}, replace it "
-                     "with --overwrite, or choose another output.name", dir.string(),
-                     earlier_run ? " (an earlier run)" : "", dir.string());
+  if (!earlier_run) {
+    return fmt::format("run folder {} already exists, is not empty and is no loft run folder; choose another "
+                       "output.name, or move it away", dir.string());
+  }
+  return fmt::format("run folder {} already exists and is not empty (an earlier run); continue that run with "
+                     "--resume {}, replace it with --overwrite, or choose another output.name", dir.string(),
+                     dir.string());
 }
 
 std::string not_a_run_folder_message(const fs::path& dir) {
