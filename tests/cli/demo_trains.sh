@@ -35,4 +35,4 @@ grep -q 'resumed from .*step-000040 at step 40' "$work/resume.txt"
 set +e
 "$loft" run "$recipes/demo.toml" --resume "$work/nowhere" 2>"$work/err.txt"; rc=$?
 set -e
-[ $rc = 2 ] && grep -q 'no checkpoints/latest' "$work/err.txt"
+[ $rc = 2 ] && grep -q 'no such folder' "$work/err.txt"

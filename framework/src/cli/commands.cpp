@@ -209,11 +209,17 @@ int cmd_run(const std::vector<std::string>& args) {
   auto opts = common_options(c);
   std::string resume;
   int64_t stop_after = 0;
-  opts.add_options()("resume", po::value(&resume), "continue the run in this folder from its latest checkpoint")(
+  bool overwrite = false;
+  opts.add_options()("resume", po::value(&resume),
+                     "continue the run in this folder from its latest checkpoint (the recipe may change only "
+                     "train.max_steps, epochs, save_every, keep_last, log_every, profile_step, quantizer.cache_dir)")(
       "stop-after", po::value(&stop_after)->default_value(0),
-      "stop after this optimizer step with a checkpoint (the schedule still spans the whole run); --resume continues");
-  const char* usage =
-      "loft run RECIPE [section.key=value ...] [--resume RUN_DIR] [--stop-after STEP] [--plugin-path DIR]";
+      "stop after this optimizer step with a checkpoint (the schedule still spans the whole run); --resume continues")(
+      "overwrite", po::bool_switch(&overwrite),
+      "replace an earlier run's folder of the same output.name (its contents are deleted); without it such a folder "
+      "is refused");
+  const char* usage = "loft run RECIPE [section.key=value ...] [--resume RUN_DIR | --overwrite] [--stop-after STEP] "
+                      "[--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   PluginRegistry registry;
@@ -223,9 +229,15 @@ int cmd_run(const std::vector<std::string>& args) {
     std::fprintf(stderr, "loft run: --stop-after must be >= 1 (0: run to the end)\nusage: %s\n", usage);
     return kExitUsage;
   }
+  if (overwrite && !resume.empty()) {
+    std::fprintf(stderr, "loft run: --overwrite and --resume exclude each other: --resume continues the run in the "
+                         "folder, --overwrite deletes it\nusage: %s\n", usage);
+    return kExitUsage;
+  }
   RunOptions run_options;
   run_options.resume_dir = resume;
   run_options.stop_after_step = stop_after;
+  run_options.overwrite = overwrite;
   return finish(run_recipe(recipe, registry, run_options));
 }
 
@@ -334,9 +346,12 @@ int cmd_merge(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
   std::string out;
-  opts.add_options()("out", po::value(&out), "folder to write the merged Hugging Face model into");
+  bool overwrite = false;
+  opts.add_options()("out", po::value(&out), "folder to write the merged Hugging Face model into (absent or empty)")(
+      "overwrite", po::bool_switch(&overwrite),
+      "replace the model folder at --out (never the base model's folder or the run folder)");
   const char* usage = "loft merge RUN_DIR --out DIR | loft merge RECIPE [section.key=value ...] --out DIR "
-                      "(with peft.adapter_path) [--plugin-path DIR]";
+                      "(with peft.adapter_path) [--overwrite] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   if (c.positional.empty() || out.empty()) {
@@ -349,14 +364,14 @@ int cmd_merge(const std::vector<std::string>& args) {
     RecipeInputChecks inputs;
     inputs.tokenizer = false;  // merge copies tokenizer.json when there is one
     if (!load_one_recipe("merge", c, usage, registry, &recipe, inputs)) return kExitUsage;
-    return finish(merge_recipe(recipe, registry, {}, out));
+    return finish(merge_recipe(recipe, registry, {}, out, overwrite));
   }
   if (c.positional.size() != 1) {
     std::fprintf(stderr, "loft merge: name one run folder and --out\nusage: %s\n", usage);
     return kExitUsage;
   }
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
-  return finish(merge_run(c.positional[0], registry, out));
+  return finish(merge_run(c.positional[0], registry, out, overwrite));
 }
 
 }  // namespace loft::cli

@@ -2,6 +2,7 @@
 #include "loft/framework/files.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -82,6 +83,41 @@ Status rename(const path& from, const path& to) {
     return Status::IoError(fmt::format("cannot move {} to {}: {}", from.string(), to.string(), errno_text(errno)));
   }
   return Status::Ok();
+}
+
+Status sync_directory(const path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(fmt::format("cannot open folder {}: {}", dir.string(), errno_text(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL) return Status::IoError(fmt::format("cannot sync folder {}: {}", dir.string(), errno_text(err)));
+  return Status::Ok();
+}
+
+Status replace_directory(const path& staged, const path& target) {
+  const path parent = target.has_parent_path() ? target.parent_path() : path(".");
+  if (::rename(staged.c_str(), target.c_str()) != 0) {
+    if (errno != ENOTEMPTY && errno != EEXIST) {
+      return Status::IoError(fmt::format("cannot move {} to {}: {}", staged.string(), target.string(), errno_text(errno)));
+    }
+    if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+      if (errno != EINVAL && errno != ENOSYS) {
+        return Status::IoError(fmt::format("cannot exchange {} and {}: {}", staged.string(), target.string(),
+                                           errno_text(errno)));
+      }
+      // No exchange on this file system: move the old folder aside, then the new one in.
+      path aside = staged;
+      aside += ".old";
+      if (auto st = remove_tree(aside); !st.ok()) return st;
+      if (auto st = fs::rename(target, aside); !st.ok()) return st;
+      if (auto st = fs::rename(staged, target); !st.ok()) return st;
+      if (auto st = sync_directory(parent); !st.ok()) return st;
+      return remove_tree(aside);
+    }
+  }
+  if (auto st = sync_directory(parent); !st.ok()) return st;
+  return remove_tree(staged);  // the old contents after an exchange; nothing after a plain rename
 }
 
 std::vector<path> list_directory(const path& dir) {

@@ -57,6 +57,8 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("seed", T::kInt, int64_t{42}, "seed for initialisation, data order and dropout", 0),
       opt("log_every", T::kInt, int64_t{1}, "steps between log lines and metrics.jsonl records", 1),
       opt("save_every", T::kInt, int64_t{0}, "steps between checkpoints; 0 saves only at the end", 0),
+      opt("keep_last", T::kInt, int64_t{2}, "checkpoints kept in <run>/checkpoints: older ones are deleted once a "
+          "newer one is in place; the last one written is always kept", 1),
       opt("profile_step", T::kInt, int64_t{0}, "run this step under the profiler: a Chrome trace and a table of "
           "the top GPU kernels (CPU operators without CUDA) in <run>/profile/; 0 disables", 0),
   };

@@ -4,8 +4,10 @@
 #include "loft/error_message.h"
 #include "loft/framework/files.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -16,11 +18,14 @@
 #include <c10/util/Exception.h>
 #include <torch/cuda.h>
 
+#include "fault_point.h"
 #include "loft/framework/atomic_file.h"
+#include "loft/framework/checkpoint_folder.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/param_groups.h"
 #include "loft/framework/peft_adapter.h"
 #include "loft/framework/quantizer_host.h"
+#include "loft/framework/run_folder.h"
 #include "loft/framework/safetensors.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/tokenizer.h"
@@ -61,13 +66,74 @@ Status runtime_error(const Status& st) {
 
 std::string gib(double bytes) { return fmt::format("{:.2f}GiB", bytes / (1024.0 * 1024 * 1024)); }
 
-std::string run_folder_name(const ResolvedRecipe& recipe) {
+// A new run's folder, created and locked. Without output.name: the recipe's name and a timestamp, made unique by
+// create_unique_run_folder.
+StatusOr<RunFolderLock> open_new_run_folder(const ResolvedRecipe& recipe, const RunOptions& options) {
+  const fs::path parent = recipe.sections.at("output").string("dir");
   const std::string& name = recipe.sections.at("output").string("name");
-  if (!name.empty()) return name;
+  if (!name.empty()) {
+    return open_run_folder(parent / name, options.overwrite ? RunFolderMode::kOverwrite : RunFolderMode::kNew);
+  }
   std::time_t now = std::time(nullptr);
+  std::tm local{};
+  ::localtime_r(&now, &local);
   char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-  return recipe.path.stem().string() + "-" + stamp;
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+  return create_unique_run_folder(parent, recipe.path.stem().string() + "-" + stamp);
+}
+
+// Whether `inner` is `outer` or lies below it (both canonical).
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin(), o = outer.begin();
+  for (; o != outer.end(); ++o, ++i) {
+    if (o->empty()) continue;  // a trailing separator
+    if (i == inner.end() || *i != *o) return false;
+  }
+  return true;
+}
+
+// Deletes the folders `prefix`<pid> in `dir` left by merges that were killed (their process is gone).
+void remove_abandoned_merges(const fs::path& dir, const std::string& prefix) {
+  for (const auto& entry : fs::list_directory(dir)) {
+    const std::string name = entry.filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) (void)remove_tree(entry);
+  }
+}
+
+// Where `loft merge` may write: refusals as merge_recipe documents them. Returns the canonical target folder.
+StatusOr<fs::path> check_merge_out(const fs::path& out, const fs::path& model_dir, const fs::path& run_dir,
+                                   bool overwrite) {
+  fs::path target = fs::weakly_canonical(out);
+  if (target.filename().empty()) target = target.parent_path();
+  const fs::path model = fs::weakly_canonical(model_dir);
+  if (is_within(model, target)) {
+    return Status::InvalidArgument(fmt::format(
+        "loft merge: --out {} {} the base model's folder {} (model.path), which the merge reads; choose another folder",
+        out.string(), model == target ? "is" : "contains", model_dir.string()));
+  }
+  if (!run_dir.empty() && is_within(fs::weakly_canonical(run_dir), target)) {
+    return Status::InvalidArgument(fmt::format("loft merge: --out {} {} the run folder {}; choose another folder",
+                                               out.string(), fs::weakly_canonical(run_dir) == target ? "is" : "contains",
+                                               run_dir.string()));
+  }
+  if (fs::exists(target) && !fs::is_directory(target)) {
+    return Status::InvalidArgument(fmt::format("loft merge: --out {} is a file, not a folder", out.string()));
+  }
+  if (!fs::list_directory(target).empty()) {
+    if (!overwrite) {
+      return Status::InvalidArgument(fmt::format("loft merge: --out {} exists and is not empty; add --overwrite to "
+                                                 "replace it, or choose another folder", out.string()));
+    }
+    if (!fs::is_regular_file(target / "config.json")) {
+      return Status::InvalidArgument(fmt::format(
+          "loft merge: --out {} is not a model folder (no config.json): --overwrite replaces only a model folder; "
+          "empty it yourself or choose another folder", out.string()));
+    }
+  }
+  return target;
 }
 
 // One line per logged step; on a terminal the line rewrites itself as a progress bar.
@@ -229,7 +295,10 @@ StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& reg
   return s;
 }
 
-Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir, const fs::path& out) {
+Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir, const fs::path& out,
+                    bool overwrite) {
+  auto target = check_merge_out(out, recipe.sections.at("model").string("path"), run_dir, overwrite);
+  if (!target.ok()) return target.status();
   SessionOptions options;
   options.tokenizer = false;
   options.trained_run = run_dir;
@@ -240,12 +309,22 @@ Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, cons
   if (source.empty()) {
     return Status::InvalidArgument("loft merge: nothing to merge: name a run folder, or a recipe with peft.adapter_path set");
   }
-  if (auto st = save_merged_model(*s.model, s.model_dir, out); !st.ok()) return runtime_error(st);
+  // Written beside the target, then put in place whole: an earlier folder stays intact until the new one is complete.
+  const std::string partial_prefix = fmt::format(".{}.partial-", target.value().filename().string());
+  const fs::path staged = target.value().parent_path() / fmt::format("{}{}", partial_prefix, ::getpid());
+  remove_abandoned_merges(target.value().parent_path(), partial_prefix);
+  if (auto st = remove_tree(staged); !st.ok()) return runtime_error(st);
+  if (auto st = save_merged_model(*s.model, s.model_dir, staged); !st.ok()) {
+    (void)remove_tree(staged);
+    return runtime_error(st);
+  }
+  fault_point("merge.staged");
+  if (auto st = fs::replace_directory(staged, target.value()); !st.ok()) return runtime_error(st);
   spdlog::info("merged {} into {}", source, out.string());
   return Status::Ok();
 }
 
-Status merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out) {
+Status merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::path& out, bool overwrite) {
   auto parsed = parse_recipe_file(run_dir / "recipe.toml");
   if (!parsed.ok()) {
     return Status::InvalidArgument(
@@ -258,7 +337,7 @@ Status merge_run(const fs::path& run_dir, PluginRegistry& registry, const fs::pa
     for (const auto& d : diags) all += (all.empty() ? "" : "\n") + d.str();
     return Status::InvalidArgument(all);
   }
-  return merge_recipe(recipe, registry, run_dir, out);
+  return merge_recipe(recipe, registry, run_dir, out, overwrite);
 }
 
 StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, RunComponents& c) {
@@ -309,6 +388,29 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
 }
 
 Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
+  // Refusals of the run folder come before the model is built. A resumed folder is locked from here to the end; a
+  // new one is only checked here, and created and locked once the setup has worked (a run that cannot start leaves
+  // no folder behind).
+  const bool resuming = !options.resume_dir.empty();
+  const std::string& output_name = recipe.sections.at("output").string("name");
+  std::optional<RunFolderLock> folder;
+  ResolvedRecipe saved_recipe;
+  std::vector<RecipeChange> recipe_changes;
+  if (resuming) {
+    auto opened = open_run_folder(options.resume_dir, RunFolderMode::kResume);
+    if (!opened.ok()) return opened.status();
+    folder.emplace(std::move(opened).value());
+    auto changes = check_resume_recipe(folder->folder(), recipe, registry, &saved_recipe);
+    if (!changes.ok()) return changes.status();
+    recipe_changes = std::move(changes).value();
+  } else if (!output_name.empty()) {
+    const fs::path dir = fs::path(recipe.sections.at("output").string("dir")) / output_name;
+    if (auto st = check_new_run_folder(dir, options.overwrite ? RunFolderMode::kOverwrite : RunFolderMode::kNew);
+        !st.ok()) {
+      return st;
+    }
+  }
+
   auto session = open_session(recipe, registry, SessionOptions{});
   if (!session.ok()) return session.status();
   Session& s = session.value();
@@ -338,12 +440,16 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     }
   }
 
-  const fs::path run_dir = options.resume_dir.empty()
-                               ? fs::path(recipe.sections.at("output").string("dir")) / run_folder_name(recipe)
-                               : options.resume_dir;
-  if (auto st = fs::create_directories(run_dir); !st.ok()) {
-    return Status::IoError("cannot create the run folder: " + st.message());
+  if (!folder) {
+    auto opened = open_new_run_folder(recipe, options);
+    if (!opened.ok()) return opened.status();
+    folder.emplace(std::move(opened).value());
+    if (auto written = write_file_atomically(folder->folder() / "recipe.toml", recipe.to_toml()); !written.ok()) {
+      return runtime_error(written);
+    }
   }
+  const fs::path run_dir = folder->folder();
+  fault_point("run.locked");
   // Dropout draws from the default generators: seed them from train.seed (a resumed run restores their state).
   at::manual_seed(c.context->seed());
   // The PEFT method's parameter groups, resolved with train.weight_decay, for the recipe's optimizer.
@@ -377,13 +483,20 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     if (auto st = memory->check_gpu(where); !st.ok()) return st;
     return memory->check_host(where);
   });
-  if (!options.resume_dir.empty()) {
+  if (resuming) {
     auto checkpoint = latest_checkpoint(run_dir);
     if (!checkpoint.ok()) return Status::InvalidArgument("--resume " + checkpoint.status().message());
     if (auto st = trainer.load_checkpoint(checkpoint.value()); !st.ok()) return input_error(st);
+    if (trainer.step() > trainer.total_steps()) {
+      return Status::InvalidArgument(fmt::format(
+          "--resume {}: the checkpoint is at step {} but the recipe now runs {} steps (train.max_steps, train.epochs); "
+          "a run cannot be shortened below its checkpoint", run_dir.string(), trainer.step(), trainer.total_steps()));
+    }
+    if (auto st = record_resume(run_dir, trainer.step(), recipe_changes, saved_recipe, recipe); !st.ok()) {
+      return runtime_error(st);
+    }
+    if (auto st = adopt_checkpoint(checkpoint.value(), tc.keep_last); !st.ok()) return runtime_error(st);
     spdlog::info("resumed from {} at step {}", checkpoint.value().string(), trainer.step());
-  } else if (auto written = write_file_atomically(run_dir / "recipe.toml", recipe.to_toml()); !written.ok()) {
-    return runtime_error(written);
   }
   spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,
                tc.grad_accum);

@@ -31,6 +31,7 @@
 
 #include "loft/adamw.h"
 #include "loft/framework/atomic_file.h"
+#include "loft/framework/checkpoint_folder.h"
 #include "loft/framework/chunked_loss.h"
 #include "loft/framework/files.h"
 #include "loft/framework/param_groups.h"
@@ -60,6 +61,7 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   c.log_every = t.integer("log_every");
   c.save_every = t.integer("save_every");
   c.profile_step = t.integer("profile_step");
+  c.keep_last = t.integer("keep_last");
   c.pack_length = t.boolean("packing") ? t.integer("pack_length") : 0;
   return c;
 }
@@ -107,16 +109,6 @@ Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tenso
     return Status::InvalidArgument(fmt::format("{} is unreadable: {}", file.string(), error_message(e)));
   }
   return Status::Ok();
-}
-
-StatusOr<fs::path> latest_checkpoint(const fs::path& run_dir) {
-  std::ifstream latest(run_dir / "checkpoints" / "latest");
-  std::string name;
-  if (!(latest >> name)) {
-    return Status::NotFound(fmt::format("{}: no checkpoints/latest in that folder; is it a loft run folder?",
-                                        run_dir.string()));
-  }
-  return run_dir / "checkpoints" / name;
 }
 
 struct Trainer::State {
@@ -313,15 +305,11 @@ Status Trainer::train_until(int64_t last_step, const std::function<void(const St
       if (auto st = save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", m.step)); !st.ok()) return st;
     }
   }
+  if (saved_step_ == step_) return Status::Ok();  // already saved (save_every, or a resumed run with nothing to do)
   return save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", step_));
 }
 
 Status Trainer::save_checkpoint(const fs::path& dir) {
-  // Written into a temporary folder, then renamed into place: a checkpoint folder is complete or absent.
-  fs::path tmp = dir;
-  tmp += ".partial";
-  if (auto st = remove_tree(tmp); !st.ok()) return st;
-  if (auto st = fs::create_directories(tmp); !st.ok()) return st;
   torch::serialize::OutputArchive params;
   for (auto& [name, t] : state_->params) params.write(name, t.detach().cpu(), /*is_buffer=*/true);
   torch::serialize::OutputArchive optimizer;
@@ -340,12 +328,10 @@ Status Trainer::save_checkpoint(const fs::path& dir) {
   if (device_.is_cuda()) {
     files.emplace_back("rng_cuda.pt", tensor_bytes(at::globalContext().defaultGenerator(device_).get_state()));
   }
-  for (const auto& [name, bytes] : files) {
-    if (auto st = write_file_atomically(tmp / name, bytes); !st.ok()) return st;
-  }
-  if (auto st = remove_tree(dir); !st.ok()) return st;
-  if (auto st = fs::rename(tmp, dir); !st.ok()) return st;
-  return write_file_atomically(dir.parent_path() / "latest", dir.filename().string() + "\n");
+  // A checkpoint folder is complete or absent, and checkpoints/latest names a complete one through any crash.
+  if (auto st = publish_checkpoint(dir, files, config_.keep_last); !st.ok()) return st;
+  saved_step_ = step_;
+  return Status::Ok();
 }
 
 Status Trainer::load_checkpoint(const fs::path& dir) {
@@ -401,6 +387,7 @@ Status Trainer::load_checkpoint(const fs::path& dir) {
       cuda_gen.set_state(rng);
     }
     step_ = meta.at("step").get<int64_t>();
+    saved_step_ = step_;
     state_->loss_scale = meta.value("loss_scale", state_->loss_scale);
     state_->good_steps = meta.value("good_steps", int64_t{0});
   } catch (const std::exception& e) {

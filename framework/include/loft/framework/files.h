@@ -36,6 +36,16 @@ std::optional<uint64_t> file_size(const path& p);
 // rename(2): atomic within one file system; replaces an existing file or empty folder at `to`.
 [[nodiscard]] Status rename(const path& from, const path& to);
 
+// fsync(2) of a folder, so that the renames and creations inside it are durable. Ok on file systems that cannot
+// sync a folder (EINVAL).
+[[nodiscard]] Status sync_directory(const path& dir);
+// Puts the folder `staged` at `target`, replacing what is there, then syncs their parent folder. `target` absent or
+// an empty folder: rename(2). A non-empty folder: the two are exchanged atomically (renameat2 RENAME_EXCHANGE, so
+// `target` never disappears) and the old contents, now at `staged`, are deleted. Where the file system cannot
+// exchange, the old folder is moved aside first (a moment in which `target` is absent). Both must be on one file
+// system.
+[[nodiscard]] Status replace_directory(const path& staged, const path& target);
+
 // The entries of a folder (not recursive), sorted by name, without "." and "..". Empty when it cannot be read.
 std::vector<path> list_directory(const path& dir);
 // Every regular file below `dir` (recursively, not following symbolic links to folders) whose file name is

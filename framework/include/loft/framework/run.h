@@ -59,19 +59,26 @@ struct Session {
 StatusOr<Session> open_session(const ResolvedRecipe& recipe, PluginRegistry& registry, const SessionOptions& options);
 
 // `loft merge RECIPE`: the recipe's model (peft.adapter_path loaded when set) and, when `run_dir` is not empty, that
-// run's latest checkpoint, written merged to `out`. Refuses (kInvalidArgument) when there is nothing to merge.
+// run's latest checkpoint, written merged to `out`. Refuses (kInvalidArgument) when there is nothing to merge, when
+// `out` is (or contains) the base model's folder or the run folder, and when `out` is a non-empty folder unless
+// `overwrite` (then only a model folder, with config.json, is replaced). The model is written beside `out` and put
+// in place whole (fs::replace_directory): a failure leaves `out` as it was. Fault point: merge.staged.
 Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
-                    const std::filesystem::path& out);
+                    const std::filesystem::path& out, bool overwrite = false);
 // `loft merge RUN_DIR`: merge_recipe with the run's own recipe.toml and its latest checkpoint.
-Status merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry, const std::filesystem::path& out);
+Status merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry, const std::filesystem::path& out,
+                 bool overwrite = false);
 
 struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
   int64_t stop_after_step = 0;       // > 0: stop (with a checkpoint) after this optimizer step; --resume continues
+  bool overwrite = false;            // a new run may replace an earlier run's folder of the same name
 };
 
 // Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
-// (recipe.toml, metrics.jsonl, checkpoints/).
+// (recipe.toml, metrics.jsonl, checkpoints/, resumes.jsonl). The folder is locked for the whole run
+// (run_folder.h); an existing one is refused unless resumed or overwritten, and a resume may change only the keys
+// resume_may_change() allows. Fault point: run.locked (the folder is locked and its recipe.toml written).
 Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options = {});
 
 }  // namespace loft

@@ -38,6 +38,7 @@ struct TrainConfig {
   int64_t pad_id = 0;
   int64_t profile_step = 0;  // > 0: this step runs under the profiler (trace in <run>/profile/)
   int64_t pack_length = 0;  // > 0: each micro-batch's examples packed into rows of at most this many tokens
+  int64_t keep_last = 2;  // checkpoints kept in <run>/checkpoints (>= 1): the newest, including the last one written
 
   static StatusOr<TrainConfig> from_options(const Options& train);
 };
@@ -61,8 +62,9 @@ struct StepMetrics {
 Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params,
                               const std::filesystem::path& file);
 
-// The checkpoint folder named by `run_dir`/checkpoints/latest (what Trainer::save_checkpoint publishes). The error
-// says the folder is not a loft run folder.
+// The checkpoint folder named by `run_dir`/checkpoints/latest (what Trainer::save_checkpoint publishes); when that
+// is missing or names a missing or incomplete folder, the newest complete checkpoint, with a warning
+// (checkpoint_folder.cpp). kNotFound when there is none: the message says whether the folder is a run folder.
 StatusOr<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
 
 class Trainer {
@@ -83,7 +85,7 @@ class Trainer {
   int64_t step() const { return step_; }
 
   // Trains until total_steps(); calls `on_step` after each logged step. Writes a checkpoint every save_every steps
-  // and at the end.
+  // and at the end (once: not again when the last step was just saved or loaded).
   Status train(const std::function<void(const StepMetrics&)>& on_step = {}) { return train_until(total_steps_, on_step); }
   // The same, stopping after optimizer step `last_step` (a checkpoint is written there).
   Status train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step = {});
@@ -93,6 +95,8 @@ class Trainer {
 
   // Resumes from a checkpoint folder written by save_checkpoint (trainable tensors, optimizer, step, RNG).
   Status load_checkpoint(const std::filesystem::path& dir);
+  // Publishes the state as a checkpoint folder (publish_checkpoint: atomic, checkpoints/latest updated, older ones
+  // pruned to config.keep_last).
   Status save_checkpoint(const std::filesystem::path& dir);
 
  private:
@@ -110,6 +114,7 @@ class Trainer {
   c10::Device device_;
   int64_t total_steps_ = 0;
   int64_t step_ = 0;
+  int64_t saved_step_ = -1;  // the step of the checkpoint last written or loaded: never written twice
   std::unique_ptr<State> state_;
 };
 
