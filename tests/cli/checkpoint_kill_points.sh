@@ -10,7 +10,7 @@ loft=$1 recipes=$2 work=$3
 rm -rf "$work"; mkdir -p "$work"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-common=(model.device=cpu dataset.size=32 train.batch_size=2 train.max_steps=4 train.save_every=2 train.keep_last=1
+common=(model.device=cpu dataset.limit=32 train.batch_size=2 train.max_steps=4 train.save_every=2 train.keep_last=1
         train.log_every=1 "output.dir=\"$work\"")
 run() {  # run <name> <log> [args...]: loft run on the demo recipe; returns its exit code
   local name=$1 log=$2; shift 2

@@ -11,7 +11,7 @@ failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 # A copy of the demo model: merge tests must never be able to touch the checkout's models/demo.
 mkdir -p "$work/base"; cp "$recipes/../models/demo/"* "$work/base/"
-common=(model.device=cpu "model.path=\"$work/base\"" dataset.size=32 train.batch_size=2 train.max_steps=4
+common=(model.device=cpu "model.path=\"$work/base\"" dataset.limit=32 train.batch_size=2 train.max_steps=4
         train.save_every=2 "output.dir=\"$work/runs\"")
 run() { "$loft" run "$recipes/demo.toml" "${common[@]}" "$@"; }
 expect() {  # expect <exit code> <regex> <log name> -- command...: runs it, checks exit code and output
@@ -86,7 +86,7 @@ wait "${pids[@]}" 2>/dev/null
 # nothing is written; the safe ones are recorded and the saved recipe follows them.
 saved=$(cat "$work/runs/a/recipe.toml")
 expect 2 'train\.lr: 0\.002 -> 0\.001' resume_lr -- run output.name=a --resume "$work/runs/a" train.lr=1e-3 \
-  train.batch_size=4 model.dtype=bf16 dataset.size=64 peft.type=lora
+  train.batch_size=4 model.dtype=bf16 dataset.limit=64 peft.type=lora
 for key in 'train\.batch_size: 2 -> 4' 'model\.dtype: "fp32" -> "bf16"' 'dataset\.size: 32 -> 64' \
            'peft\.type: "full" -> "lora"'; do
   grep -Eq -- "$key" "$work/resume_lr.log" || fail "the refusal does not list $key"

@@ -184,12 +184,12 @@ TEST(ResumeRecipe, EveryDifferenceIsListedAndOnlySafeKeysMayChange) {
   EXPECT_EQ(added[0].before, "(unset)");
 
   for (const char* key : {"train.max_steps", "train.epochs", "train.save_every", "train.keep_last", "train.log_every",
-                          "train.profile_step", "quantizer.cache_dir"}) {
+                          "train.profile_step", "quantizer.cache_dir", "budget.gpu_memory", "budget.host_memory"}) {
     EXPECT_TRUE(resume_may_change(key)) << key;
   }
   for (const char* key : {"train.lr", "train.batch_size", "train.grad_accum", "train.seed", "train.schedule",
                           "train.warmup_steps", "train.packing", "model.dtype", "model.path", "model.device",
-                          "dataset.type", "dataset.size", "dataset.max_length", "peft.type", "peft.r",
+                          "dataset.type", "dataset.limit", "dataset.max_length", "peft.type", "peft.r",
                           "optimizer.type", "quantizer.type", "offload.type"}) {
     EXPECT_FALSE(resume_may_change(key)) << key;
   }

@@ -197,10 +197,12 @@ StatusOr<RunFolderLock> create_unique_run_folder(const fs::path& parent, const s
 // - train.save_every, train.keep_last: when checkpoints are written and how many stay; the state saved is the same.
 // - train.log_every, train.profile_step: what is reported (metrics.jsonl, a profiler trace); the step is the same.
 // - quantizer.cache_dir: where quantized weights are cached; the cache's key makes a hit equal to quantizing.
+// - budget.gpu_memory, budget.host_memory: caps on memory, not on what is computed (raising one is how a run that
+//   hit its budget goes on).
 // [output] is not compared at all: --resume names the folder.
 constexpr const char* kResumeMayChange[] = {"train.max_steps", "train.epochs",    "train.save_every",
                                              "train.keep_last", "train.log_every", "train.profile_step",
-                                             "quantizer.cache_dir"};
+                                             "quantizer.cache_dir", "budget.gpu_memory", "budget.host_memory"};
 
 bool resume_may_change(const std::string& key) {
   for (const char* k : kResumeMayChange) {
