@@ -14,6 +14,8 @@
 #include "loft/framework/evaluate.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/host.h"
+#include "loft/framework/atomic_file.h"
+#include "loft/framework/memory_plan.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/recipe.h"
 #include "loft/framework/run.h"
@@ -324,6 +326,76 @@ int cmd_merge(const std::vector<std::string>& args) {
   }
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
   return finish(merge_run(c.positional[0], registry, out));
+}
+
+int cmd_plan(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  bool json = false, fit = false;
+  std::string out;
+  opts.add_options()("json", po::bool_switch(&json), "print the prediction as JSON (bytes per category, totals, budgets)")(
+      "fit", po::bool_switch(&fit),
+      "choose train.batch_size/grad_accum (same effective batch), recompute, offload parts and train.pack_length to "
+      "fit [budget] with the highest predicted throughput, and write the resolved recipe")(
+      "out", po::value(&out), "with --fit: where to write the resolved recipe (default: RECIPE's folder, <name>.fit.toml)");
+  const char* usage = "loft plan RECIPE [section.key=value ...] [--json] [--fit [--out FILE]] [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  if (!out.empty() && !fit) {
+    std::fprintf(stderr, "loft plan: --out goes with --fit (it names where the fitted recipe is written)\nusage: %s\n",
+                 usage);
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  ResolvedRecipe recipe;
+  if (!load_one_recipe("plan", c, usage, registry, &recipe)) return kExitUsage;
+  if (!fit) {
+    auto plan = plan_recipe(recipe, registry);
+    if (!plan.ok()) return finish(plan.status());
+    const RecipePlan& p = plan.value();
+    if (json) {
+      std::printf("%s\n", prediction_json(p.memory, p.gpu_budget, p.host_budget, p.tokens_per_second).c_str());
+    } else {
+      std::printf("loft plan %s: predicted peak memory (%lld tokens per micro-batch, %lld blocks recomputed)\n%s"
+                  "predicted throughput: %.0f tokens/s (a model for comparing configurations, not a measurement)\n",
+                  recipe.path.string().c_str(), static_cast<long long>(p.memory.tokens_per_micro_batch),
+                  static_cast<long long>(p.memory.recomputed_blocks),
+                  format_prediction(p.memory, p.gpu_budget, p.host_budget).c_str(), p.tokens_per_second);
+    }
+    return kExitOk;
+  }
+  // --fit: the recipe as written (with the command line's overrides) is what the choice is applied to.
+  std::vector<std::string> overrides;
+  for (const auto& a : c.positional) {
+    if (is_override(a)) overrides.push_back(a);
+  }
+  auto parsed = parse_recipe_file(recipe.path);
+  if (!parsed.ok()) return finish(Status::InvalidArgument(parsed.status().message()));
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    if (auto st = apply_override(parsed.value(), overrides[i], static_cast<int>(i + 1)); !st.ok()) return finish(st);
+  }
+  auto fitted = fit_recipe(parsed.value(), recipe, registry);
+  if (!fitted.ok()) return finish(fitted.status());
+  const FitResult& f = fitted.value();
+  fs::path target = out;
+  if (target.empty()) target = recipe.path.parent_path() / (recipe.path.stem().string() + ".fit.toml");
+  if (auto st = write_file_atomically(target, f.resolved.to_toml()); !st.ok()) return finish(st);
+  const RecipePlan& p = f.plan;
+  if (json) {
+    auto j = nlohmann::ordered_json::parse(prediction_json(p.memory, p.gpu_budget, p.host_budget, p.tokens_per_second));
+    j["fit"] = {{"choice", f.choice}, {"overrides", f.overrides}, {"candidates", f.candidates},
+                {"recipe", target.string()}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("loft plan --fit %s: %s (best of %lld configurations)\n  %s\n%s"
+                "predicted throughput: %.0f tokens/s (a model for comparing configurations, not a measurement)\n"
+                "wrote %s\n",
+                recipe.path.string().c_str(), f.choice.c_str(), static_cast<long long>(f.candidates),
+                fmt::format("{}", fmt::join(f.overrides, " ")).c_str(),
+                format_prediction(p.memory, p.gpu_budget, p.host_budget).c_str(), p.tokens_per_second,
+                target.string().c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace loft::cli

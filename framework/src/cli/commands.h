@@ -16,5 +16,6 @@ int cmd_run(const std::vector<std::string>& args);
 int cmd_data(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_merge(const std::vector<std::string>& args);
+int cmd_plan(const std::vector<std::string>& args);
 
 }  // namespace loft::cli
