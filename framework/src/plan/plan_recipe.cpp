@@ -308,7 +308,7 @@ StatusOr<FitResult> fit_recipe(const Recipe& recipe, const ResolvedRecipe& resol
     if (!found) {
       return Status::InvalidArgument(fmt::format(
           "loft plan --fit: nothing fits {}'s budget (gpu_memory {}, host_memory {}) among {} configurations; the "
-          "smallest predicts {} GPU and {} host. Raise the budget, lower dataset.max_length, or quantize the base "
+          "smallest predicts {} on the run device and {} on the host. Raise the budget, lower dataset.max_length, or quantize the base "
           "weights ([quantizer] type = \"int8\" or \"nf4\")",
           recipe.path.string(), gpu_budget ? format_plan_bytes(gpu_budget) : "none",
           host_budget ? format_plan_bytes(host_budget) : "none", best.candidates,
