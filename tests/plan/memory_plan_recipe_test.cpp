@@ -57,7 +57,7 @@ class CountingAllocator final : public c10::Allocator {
 struct Measured {
   int64_t built = 0;       // live after the model is built
   int64_t attached = 0;    // + the optimizer's state
-  int64_t step_peak = 0;   // the peak of the first training step
+  int64_t step_peak = 0;   // the peak of the first training step (with the model and optimizer state)
 };
 
 // Runs one training step of `recipe_text` with every CPU allocation counted.
@@ -88,10 +88,15 @@ Measured measure(const ResolvedRecipe& recipe, PluginRegistry& registry, Countin
   m.attached = counter.current() - before_attach;
   counter.reset_peak();
   const int64_t base = counter.current() - (m.built + m.attached);
-  trainer.train_step();
+  // One optimizer step (and its checkpoint, which on the CPU copies no tensor).
+  EXPECT_TRUE(trainer.train_until(1).ok());
   m.step_peak = counter.peak() - base;
   return m;
 }
+
+// What held when this was written: within 2.7% (LoRA +1.8%, full fine-tuning with recompute +2.1%, int8 LoRA with
+// dropout, partial recompute and adamw_cpu: see the test's output).
+constexpr double kStepTolerance = 0.05;
 
 class PlanVersusMeasurement : public ::testing::Test {
  protected:
@@ -145,7 +150,7 @@ TEST_F(PlanVersusMeasurement, LoraRecipe) {
   const Measured m = measure(recipe, registry_, *counter_);
   expect_close("lora: weights + adapters", p.term("weights", false) + p.term("adapters", false), m.built, 0.01);
   expect_close("lora: optimizer state", p.term("optimizer", false), m.attached, 0.01);
-  expect_close("lora: step peak", p.gpu_total_bytes, m.step_peak, 0.15);
+  expect_close("lora: step peak", p.gpu_total_bytes, m.step_peak, kStepTolerance);
 }
 
 TEST_F(PlanVersusMeasurement, FullFineTuneWithRecompute) {
@@ -157,7 +162,7 @@ TEST_F(PlanVersusMeasurement, FullFineTuneWithRecompute) {
   expect_close("full+recompute: weights + adapters", p.term("weights", false) + p.term("adapters", false), m.built,
                0.01);
   expect_close("full+recompute: optimizer state", p.term("optimizer", false), m.attached, 0.01);
-  expect_close("full+recompute: step peak", p.gpu_total_bytes, m.step_peak, 0.15);
+  expect_close("full+recompute: step peak", p.gpu_total_bytes, m.step_peak, kStepTolerance);
 }
 
 TEST_F(PlanVersusMeasurement, Int8LoraWithHostOptimizer) {
@@ -172,7 +177,7 @@ TEST_F(PlanVersusMeasurement, Int8LoraWithHostOptimizer) {
                0.01);
   // On a CPU run adamw_cpu's state is host state: the host table's optimizer term (its gradient buffer included).
   expect_close("int8+adamw_cpu: optimizer state", p.term("optimizer", true), m.attached, 0.01);
-  expect_close("int8+adamw_cpu: step peak", p.gpu_total_bytes + p.term("optimizer", true), m.step_peak, 0.15);
+  expect_close("int8+adamw_cpu: step peak", p.gpu_total_bytes + p.term("optimizer", true), m.step_peak, kStepTolerance);
 }
 
 }  // namespace

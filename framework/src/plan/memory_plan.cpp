@@ -180,13 +180,16 @@ MemoryPrediction predict_memory(const PlanSetup& s, const std::vector<ModelUnit>
 
   // ---- trainable tensors (fp32 masters) ----
   int64_t trainable = 0, tensors = 0;
+  std::vector<int64_t> block_trainable(static_cast<size_t>(L), 0);  // per block: its adapters' elements
   if (s.peft != nullptr) {
     for (int64_t i = 0; i < L; ++i) {
       for (const Site& site : block_sites(c, i)) {
         if (!s.peft->targets(site.site)) continue;
         tensors += 2;
         if (s.peft_cost == nullptr) continue;
-        trainable += s.peft_cost->trainable_elements(site.site, site.bias);
+        const int64_t n = s.peft_cost->trainable_elements(site.site, site.bias);
+        trainable += n;
+        block_trainable[static_cast<size_t>(i)] += n;
       }
     }
     if (s.peft_cost == nullptr && tensors > 0) {
@@ -213,55 +216,110 @@ MemoryPrediction predict_memory(const PlanSetup& s, const std::vector<ModelUnit>
   }
 
   // ---- activations kept for backward, per block (qwen2_model.cpp block_forward, attention.cpp) ----
-  const bool fused_norm = s.cuda && e == 2;  // ATen's fused rms_norm keeps x and an fp32 rstd per token
-  const int64_t norm_extra = fused_norm ? 4 : (e == 4 ? H * 4 + 4 : 2 * H * 4 + H * e + 4);
+  // Autograd keeps an input of an op only when the gradient of another input that requires grad needs it: a frozen
+  // norm weight or linear weight does not keep the tensor it multiplies. Per RMSNorm: ATen's fused kernel (CUDA, half
+  // types) keeps x and an fp32 rstd; the unfused one keeps x (in fp32: a copy for half types) and rstd, and the
+  // normalised product only when the norm's weight trains.
+  const bool fused_norm = s.cuda && e == 2;
+  auto norm_kept = [&](bool weight_trains) -> int64_t {
+    int64_t bytes = 4;
+    if (!fused_norm && e != 4) bytes += H * 4;
+    if (weight_trains) bytes += fused_norm ? 0 : H * e;
+    return bytes;
+  };
   int64_t attention_kept = (Dq + 2 * Dkv + Dq) * e + Hq * 4;  // q, k, v after RoPE, the output, fp32 logsumexp
   if (s.cuda && e == 4 && Dkv != Dq) attention_kept = (Dq + 2 * Dq + Dq) * e + Hq * 4;  // efficient: K/V expanded
-  // x, norm output, attention, hidden, norm output, gate, silu(gate), up, silu(gate) * up.
-  const int64_t per_token = e * (4 * H + 4 * I) + attention_kept + 2 * norm_extra;
-  // Each block's own adapters (peft.layers may adapt some blocks only).
+  // Always: x, the residual, gate, silu(gate), up (the nonlinearity and the product need them) and the attention.
+  const int64_t per_token = e * (2 * H + 3 * I) + attention_kept;
   const int64_t block_input = T * H * e;
-  int64_t plain_sum = 0, largest_recomputed = 0, recomputed = 0;
+  std::vector<int64_t> full(static_cast<size_t>(L), 0);  // what each block keeps when it runs plainly
+  int64_t recomputed = 0;
   for (int64_t i = 0; i < L; ++i) {
     int64_t block = T * per_token;
-    if (s.peft != nullptr && s.peft_cost != nullptr) {
+    for (const char* norm : {"input_layernorm", "post_attention_layernorm"}) {
+      block += T * norm_kept(s.trainable_params.count(fmt::format("model.layers.{}.{}.weight", i, norm)) != 0);
+    }
+    // A linear's input is kept when its adapter trains on it: the norm outputs (q/k/v, gate/up) and silu(gate) * up
+    // (down); o_proj's input is the attention output, kept anyway.
+    bool qkv = false, gate_up = false, down = false;
+    if (s.peft != nullptr) {
       for (const Site& site : block_sites(c, i)) {
-        if (s.peft->targets(site.site)) block += s.peft_cost->saved_bytes(site.site, site.bias, T, s.dtype);
+        if (!s.peft->targets(site.site)) continue;
+        const std::string& n = site.site.short_name;
+        qkv = qkv || n == "q_proj" || n == "k_proj" || n == "v_proj";
+        gate_up = gate_up || n == "gate_proj" || n == "up_proj";
+        down = down || n == "down_proj";
+        if (s.peft_cost != nullptr) block += s.peft_cost->saved_bytes(site.site, site.bias, T, s.dtype);
       }
     }
-    if (layout.execution[static_cast<size_t>(i)] == BlockExecution::kRecompute) {
-      ++recomputed;
-      largest_recomputed = std::max(largest_recomputed, block);
-    } else {
-      plain_sum += block;
-    }
+    block += T * e * ((qkv ? H : 0) + (gate_up ? H : 0) + (down ? I : 0));
+    full[static_cast<size_t>(i)] = block;
+    if (layout.execution[static_cast<size_t>(i)] == BlockExecution::kRecompute) ++recomputed;
   }
   p.recomputed_blocks = recomputed;
-  int64_t kept_inputs_on_device = recomputed, inputs_on_host = 0;
-  if (layout.saved_inputs_on_host && recomputed > 0) {
-    kept_inputs_on_device = std::min(recomputed, layout.device_saved_inputs);
-    inputs_on_host = recomputed;
-  }
+  const int64_t inputs_on_host = layout.saved_inputs_on_host ? recomputed : 0;
   // Packed rows off the flash path carry a [rows, 1, S, S] bool mask.
   const bool packed_mask = s.pack_length > 0 && !(s.cuda && e == 2);
   const int64_t mask = packed_mask ? rows * row_tokens * row_tokens : 0;
-  // The final norm keeps the last block's output; the loop keeps its output and, for rows > 1, the shifted copy.
-  const int64_t tail = T * H * e + T * norm_extra + T * H * e + (rows > 1 ? T_loss * H * e : 0);
-  // + RoPE's cos and sin for the pass.
-  const int64_t activations = plain_sum + kept_inputs_on_device * block_input + largest_recomputed + mask + tail +
-                              2 * row_tokens * c.head_dim * e;
-
+  // Kept through backward by the training loop: the final norm's output and, for rows > 1, the shifted copy; the
+  // final norm keeps the last block's output and its rstd until its own backward. RoPE's cos and sin for the pass.
+  const int64_t held = T * H * e + (rows > 1 ? T_loss * H * e : 0) + mask + 2 * row_tokens * c.head_dim * e;
+  const int64_t final_norm = T * H * e + T * norm_kept(s.trainable_params.count("model.norm.weight") != 0);
+  // What blocks below `j` keep (a recomputed block its input; with inputs on the host at most device_saved_inputs of
+  // those on the device).
+  auto kept_below = [&](int64_t j) {
+    int64_t bytes = 0, inputs = 0;
+    for (int64_t i = 0; i < j; ++i) {
+      if (layout.execution[static_cast<size_t>(i)] == BlockExecution::kRecompute) {
+        ++inputs;
+      } else {
+        bytes += full[static_cast<size_t>(i)];
+      }
+    }
+    if (layout.saved_inputs_on_host) inputs = std::min(inputs, layout.device_saved_inputs);
+    return bytes + inputs * block_input;
+  };
+  const int64_t activations_start = kept_below(L) + final_norm + held;
   // ---- the chunked loss (chunked_loss.cpp) ----
   const bool head_trains = s.trainable_params.count(c.tie_word_embeddings ? "model.embed_tokens.weight"
                                                                           : "lm_head.weight") != 0;
   const int64_t chunk_rows = std::min<int64_t>(std::max<int64_t>(1, kPlanLossChunkBytes / (V * 4)), T_loss);
   const int64_t chunk = chunk_rows * V * (4 + (e == 4 ? 0 : e));
   const int64_t backward_transient = T_loss * H * (4 + (e == 4 ? 0 : e));
-  const int64_t loss_chunk = T_loss * H * 4 + (head_trains ? V * H * (4 + (e == 4 ? 0 : e)) : 0) +
-                             std::max(chunk, backward_transient);
+  const int64_t loss_transient = std::max(chunk, backward_transient);
+  const int64_t loss_chunk = T_loss * H * 4 + (head_trains ? V * H * (4 + (e == 4 ? 0 : e)) : 0) + loss_transient;
 
   // ---- workspace: one block's backward (MLP gradients, a dequantized weight), cuBLAS ----
-  const int64_t workspace = T * (3 * I + 2 * H) * e + max_transient + (s.cuda ? int64_t(kPlanCublasWorkspaceBytes) : 0);
+  const int64_t workspace_alone = T * (3 * I + 2 * H) * e + max_transient;
+  const int64_t cublas = s.cuda ? int64_t(kPlanCublasWorkspaceBytes) : 0;
+
+  // ---- the peak: the start of backward, or the backward of block j (descending), whichever holds more ----
+  // At the start: every block's kept tensors, the loss, and workspace beyond the loss's freed temporaries. In block
+  // j's backward: the blocks below keep theirs, block j is whole (recomputed if it was), the loss is done, the
+  // gradients of the blocks from j up exist (all of them with accumulation: earlier micro-batches'), and the
+  // workspace. The categories reported are those of the moment with the larger total.
+  const double grad_bytes = s.optimizer != nullptr ? opt.gradient_device_bytes : 4.0;
+  const int64_t gradients_all = static_cast<int64_t>(static_cast<double>(trainable) * grad_bytes);
+  int64_t block_gradients_all = 0;
+  for (int64_t n : block_trainable) block_gradients_all += static_cast<int64_t>(static_cast<double>(n) * grad_bytes);
+  const int64_t other_gradients = gradients_all - block_gradients_all;  // embedding, norms, lm_head
+  int64_t peak_activations = activations_start, peak_loss = loss_chunk;
+  int64_t peak_workspace = std::max<int64_t>(0, workspace_alone - loss_transient);
+  int64_t peak_gradients = s.grad_accum > 1 ? gradients_all : 0;
+  int64_t best = peak_activations + peak_loss + peak_workspace + peak_gradients;
+  int64_t grads_above = 0;
+  for (int64_t j = L - 1; j >= 0; --j) {
+    grads_above += static_cast<int64_t>(static_cast<double>(block_trainable[static_cast<size_t>(j)]) * grad_bytes);
+    const int64_t acts = kept_below(j) + full[static_cast<size_t>(j)] + held;
+    const int64_t grads = s.grad_accum > 1 ? gradients_all : other_gradients + grads_above;
+    if (acts + grads + workspace_alone > best) {
+      best = acts + grads + workspace_alone;
+      peak_activations = acts;
+      peak_loss = 0;
+      peak_workspace = workspace_alone;
+      peak_gradients = grads;
+    }
+  }
 
   const double elems = static_cast<double>(trainable);
   p.trainable_elements = trainable;
@@ -275,15 +333,18 @@ MemoryPrediction predict_memory(const PlanSetup& s, const std::vector<ModelUnit>
                                        format_plan_bytes(u(largest_host_block)))
                          : "frozen weights of the resident units, as the quantizer stores them");
   add(p.gpu, "adapters", u(trainable * 4), fmt::format("{} trainable elements, fp32 masters", trainable));
-  add(p.gpu, "gradients", u(elems * opt.gradient_device_bytes),
-      opt.gradient_device_bytes > 0 ? "fp32 .grad, accumulated over the step" : "none kept: each leaves for the host");
+  add(p.gpu, "gradients", u(peak_gradients),
+      grad_bytes == 0    ? "none kept: each leaves for the host"
+      : s.grad_accum > 1 ? "fp32 .grad, accumulated over the step"
+                         : "fp32 .grad produced by the peak (one micro-batch per step)");
   add(p.gpu, "optimizer", u(elems * opt.state_device_bytes) + u(tensors * opt.state_device_bytes_per_tensor),
       opt.state_device_bytes > 0 ? "optimizer state beside the tensors" : "none: state on the host");
-  add(p.gpu, "activations", u(activations),
-      fmt::format("{} tokens x {} blocks kept ({} recomputed{}), at the start of backward", T, L, recomputed,
-                  inputs_on_host ? ", their inputs on the host" : ""));
-  add(p.gpu, "loss chunk", u(loss_chunk), fmt::format("fp32 logits of {} rows + the hidden gradient", chunk_rows));
-  add(p.gpu, "workspace", u(workspace), "one block's backward temporaries, dequantized weight, cuBLAS");
+  add(p.gpu, "activations", u(peak_activations),
+      fmt::format("{} tokens x {} blocks ({} recomputed{}), at the {}", T, L, recomputed,
+                  inputs_on_host ? ", their inputs on the host" : "",
+                  peak_loss > 0 ? "start of backward" : "peak inside backward"));
+  add(p.gpu, "loss chunk", u(peak_loss), fmt::format("fp32 logits of {} rows + the hidden gradient", chunk_rows));
+  add(p.gpu, "workspace", u(peak_workspace + cublas), "one block's backward temporaries, dequantized weight, cuBLAS");
   for (const auto& t : p.gpu) p.gpu_total_bytes += t.bytes;
 
   const uint64_t runtime = s.cuda ? kPlanHostRuntimeCudaBytes : kPlanHostRuntimeCpuBytes;
