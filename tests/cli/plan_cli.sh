@@ -61,6 +61,15 @@ p = json.load(open('$tmp/tight.json'))
 assert p['host']['total_bytes'] <= 420 << 20, p['host']
 print('ok: tight fit', p['fit']['choice'])" || failures=$((failures + 1))
 
+# loft run --fit: fits, then runs the fitted recipe; the run folder keeps it.
+expect 0 'fit: micro-batch' -- "$loft" run --fit "$demo" budget.host_memory=420MiB train.grad_accum=2 train.max_steps=2 \
+  output.dir="$tmp/runs" output.name=fitted
+recorded=$(sed -n 's/^batch_size = //p' "$tmp/runs/fitted/recipe.toml")
+[ "$recorded" = "$(sed -n 's/^batch_size = //p' "$tmp/tight.toml")" ] \
+  || fail "run --fit recorded batch_size $recorded, plan --fit chose $(sed -n 's/^batch_size = //p' "$tmp/tight.toml")"
+expect 2 '--fit starts a new run' -- "$loft" run --fit "$demo" --resume "$tmp/runs/fitted"
+expect 2 'has no \[budget\]' -- "$loft" run --fit "$demo" output.dir="$tmp/runs"
+
 # Bad input: exit 2, one line saying what and how to fix; an existing --out file is left as it was.
 echo "keep me" >"$tmp/keep.toml"
 expect 2 'has no \[budget\]: set budget.gpu_memory' -- "$loft" plan --fit "$demo" --out "$tmp/keep.toml"

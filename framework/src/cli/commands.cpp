@@ -199,16 +199,32 @@ static int finish(const Status& status) {
   return bad_input ? kExitUsage : kExitFailure;
 }
 
+// `--fit` of plan and run: the recipe as written (with the command line's overrides) fitted to its [budget].
+static StatusOr<FitResult> fit_loaded_recipe(const Common& c, const ResolvedRecipe& recipe, PluginRegistry& registry) {
+  auto parsed = parse_recipe_file(recipe.path);
+  if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message());
+  int position = 0;
+  for (const auto& a : c.positional) {
+    if (!is_override(a)) continue;
+    if (auto st = apply_override(parsed.value(), a, ++position); !st.ok()) return st;
+  }
+  return fit_recipe(parsed.value(), recipe, registry);
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
   std::string resume;
   int64_t stop_after = 0;
-  opts.add_options()("resume", po::value(&resume), "continue the run in this folder from its latest checkpoint")(
+  bool fit = false;
+  opts.add_options()("fit", po::bool_switch(&fit),
+                     "first choose the memory knobs that fit [budget] at the best predicted throughput (as `loft plan "
+                     "--fit`), then run that recipe; the run folder's recipe.toml is the fitted one")(
+      "resume", po::value(&resume), "continue the run in this folder from its latest checkpoint")(
       "stop-after", po::value(&stop_after)->default_value(0),
       "stop after this optimizer step with a checkpoint (the schedule still spans the whole run); --resume continues");
   const char* usage =
-      "loft run RECIPE [section.key=value ...] [--resume RUN_DIR] [--stop-after STEP] [--plugin-path DIR]";
+      "loft run RECIPE [section.key=value ...] [--fit] [--resume RUN_DIR] [--stop-after STEP] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   PluginRegistry registry;
@@ -217,6 +233,20 @@ int cmd_run(const std::vector<std::string>& args) {
   if (stop_after < 0) {
     std::fprintf(stderr, "loft run: --stop-after must be >= 1 (0: run to the end)\nusage: %s\n", usage);
     return kExitUsage;
+  }
+  if (fit && !resume.empty()) {
+    std::fprintf(stderr, "loft run: --fit starts a new run; --resume continues one with the recipe it was started "
+                         "with (drop one of them)\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  if (fit) {
+    auto fitted = fit_loaded_recipe(c, recipe, registry);
+    if (!fitted.ok()) return finish(fitted.status());
+    spdlog::info("--fit: {} ({}); predicted peak {} GPU, {} host", fitted.value().choice,
+                 fmt::format("{}", fmt::join(fitted.value().overrides, " ")),
+                 format_plan_bytes(fitted.value().plan.memory.gpu_total_bytes),
+                 format_plan_bytes(fitted.value().plan.memory.host_total_bytes));
+    recipe = fitted.value().resolved;
   }
   RunOptions run_options;
   run_options.resume_dir = resume;
@@ -364,17 +394,7 @@ int cmd_plan(const std::vector<std::string>& args) {
     }
     return kExitOk;
   }
-  // --fit: the recipe as written (with the command line's overrides) is what the choice is applied to.
-  std::vector<std::string> overrides;
-  for (const auto& a : c.positional) {
-    if (is_override(a)) overrides.push_back(a);
-  }
-  auto parsed = parse_recipe_file(recipe.path);
-  if (!parsed.ok()) return finish(Status::InvalidArgument(parsed.status().message()));
-  for (size_t i = 0; i < overrides.size(); ++i) {
-    if (auto st = apply_override(parsed.value(), overrides[i], static_cast<int>(i + 1)); !st.ok()) return finish(st);
-  }
-  auto fitted = fit_recipe(parsed.value(), recipe, registry);
+  auto fitted = fit_loaded_recipe(c, recipe, registry);
   if (!fitted.ok()) return finish(fitted.status());
   const FitResult& f = fitted.value();
   fs::path target = out;

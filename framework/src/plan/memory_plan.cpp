@@ -215,6 +215,11 @@ MemoryPrediction predict_memory(const PlanSetup& s, const std::vector<ModelUnit>
     p.notes.push_back("the optimizer declares no footprint (loft.optimizer.memory_cost/1): counted as adamw");
   }
 
+  if (layout.optimizer_on_host && (opt.state_device_bytes > 0 || opt.gradient_device_bytes > 0)) {
+    p.notes.push_back("the offload strategy expects the optimizer on the host, but the recipe's optimizer keeps state "
+                      "or gradients on the run device: use [optimizer] type = \"adamw_cpu\"");
+  }
+
   // ---- activations kept for backward, per block (qwen2_model.cpp block_forward, attention.cpp) ----
   // Autograd keeps an input of an op only when the gradient of another input that requires grad needs it: a frozen
   // norm weight or linear weight does not keep the tensor it multiplies. Per RMSNorm: ATen's fused kernel (CUDA, half

@@ -79,7 +79,10 @@ class OptimizerMemoryCost {
 // OffloadStrategy::extension(kOffloadMemoryPlanId) -> const OffloadMemoryPlan*.
 inline constexpr std::string_view kOffloadMemoryPlanId = "loft.offload.memory_plan/1";
 
-// Where a strategy will keep things, predicted from its options before plan() runs.
+// Where a strategy will keep things, predicted from its options before plan() runs. For example a ZeRO-3-style
+// strategy with parameters on the host homes every block at kPinnedHost and streams through prefetch + 1 device
+// buffers (device_weight_buffers); with activations offloaded it sets saved_inputs_on_host and keeps two inputs on the
+// device while prefetching (double-buffered); with recompute every block's execution is kRecompute.
 struct OffloadMemoryLayout {
   std::vector<Home> homes;                    // one per unit, as plan(units) will answer
   std::vector<BlockExecution> execution;      // one per decoder block (in index order), as execution(i) will answer
