@@ -1,5 +1,6 @@
 // loft::AdamW: the fused multi-tensor AdamW on the tensors' own device.
 #include "loft/adamw.h"
+#include "loft/memory_cost.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -79,6 +80,26 @@ Status AdamW::load_state_dict(const std::map<std::string, at::Tensor>& state) {
   }
   for (auto& [key, target] : current) target.copy_(state.at(key));
   return Status::Ok();
+}
+
+namespace {
+
+class AdamWMemoryCost final : public OptimizerMemoryCost {
+ public:
+  OptimizerFootprint footprint(bool, int64_t) const override {
+    OptimizerFootprint f;
+    f.state_device_bytes = 8;     // exp_avg, exp_avg_sq
+    f.gradient_device_bytes = 4;  // .grad, accumulated across micro-batches
+    f.state_device_bytes_per_tensor = 4;  // step
+    return f;
+  }
+};
+
+}  // namespace
+
+const void* AdamW::extension(std::string_view id) const {
+  static const AdamWMemoryCost cost;
+  return id == kOptimizerMemoryCostId ? static_cast<const OptimizerMemoryCost*>(&cost) : nullptr;
 }
 
 }  // namespace loft

@@ -14,6 +14,8 @@
 #include "loft/framework/evaluate.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/host.h"
+#include "loft/framework/atomic_file.h"
+#include "loft/framework/memory_plan.h"
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/recipe.h"
 #include "loft/framework/run.h"
@@ -204,22 +206,38 @@ static int finish(const Status& status) {
   return bad_input ? kExitUsage : kExitFailure;
 }
 
+// `--fit` of plan and run: the recipe as written (with the command line's overrides) fitted to its [budget].
+static StatusOr<FitResult> fit_loaded_recipe(const Common& c, const ResolvedRecipe& recipe, PluginRegistry& registry) {
+  auto parsed = parse_recipe_file(recipe.path);
+  if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message());
+  int position = 0;
+  for (const auto& a : c.positional) {
+    if (!is_override(a)) continue;
+    if (auto st = apply_override(parsed.value(), a, ++position); !st.ok()) return st;
+  }
+  return fit_recipe(parsed.value(), recipe, registry);
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   Common c;
   auto opts = common_options(c);
   std::string resume;
   int64_t stop_after = 0;
-  bool overwrite = false;
+  bool overwrite = false, fit = false;
   opts.add_options()("resume", po::value(&resume),
                      "continue the run in this folder from its latest checkpoint (the recipe may change only "
-                     "train.max_steps, epochs, save_every, keep_last, log_every, profile_step, quantizer.cache_dir)")(
+                     "train.max_steps, epochs, save_every, keep_last, log_every, profile_step, quantizer.cache_dir "
+                     "and [budget])")(
       "stop-after", po::value(&stop_after)->default_value(0),
       "stop after this optimizer step with a checkpoint (the schedule still spans the whole run); --resume continues")(
       "overwrite", po::bool_switch(&overwrite),
       "replace an earlier run's folder of the same output.name (its contents are deleted); without it such a folder "
-      "is refused");
-  const char* usage = "loft run RECIPE [section.key=value ...] [--resume RUN_DIR | --overwrite] [--stop-after STEP] "
-                      "[--plugin-path DIR]";
+      "is refused")(
+      "fit", po::bool_switch(&fit),
+      "first choose the memory knobs that fit [budget] at the best predicted throughput (as `loft plan --fit`), then "
+      "run that recipe; the run folder's recipe.toml is the fitted one");
+  const char* usage = "loft run RECIPE [section.key=value ...] [--fit] [--resume RUN_DIR | --overwrite] "
+                      "[--stop-after STEP] [--plugin-path DIR]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
   if (c.help) return kExitOk;
   PluginRegistry registry;
@@ -233,6 +251,20 @@ int cmd_run(const std::vector<std::string>& args) {
     std::fprintf(stderr, "loft run: --overwrite and --resume exclude each other: --resume continues the run in the "
                          "folder, --overwrite deletes it\nusage: %s\n", usage);
     return kExitUsage;
+  }
+  if (fit && !resume.empty()) {
+    std::fprintf(stderr, "loft run: --fit starts a new run; --resume continues one with the recipe it was started "
+                         "with (drop one of them)\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  if (fit) {
+    auto fitted = fit_loaded_recipe(c, recipe, registry);
+    if (!fitted.ok()) return finish(fitted.status());
+    spdlog::info("--fit: {} ({}); predicted peak {} GPU, {} host", fitted.value().choice,
+                 fmt::format("{}", fmt::join(fitted.value().overrides, " ")),
+                 format_plan_bytes(fitted.value().plan.memory.gpu_total_bytes),
+                 format_plan_bytes(fitted.value().plan.memory.host_total_bytes));
+    recipe = fitted.value().resolved;
   }
   RunOptions run_options;
   run_options.resume_dir = resume;
@@ -372,6 +404,66 @@ int cmd_merge(const std::vector<std::string>& args) {
   }
   registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
   return finish(merge_run(c.positional[0], registry, out, overwrite));
+}
+
+int cmd_plan(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  bool json = false, fit = false;
+  std::string out;
+  opts.add_options()("json", po::bool_switch(&json), "print the prediction as JSON (bytes per category, totals, budgets)")(
+      "fit", po::bool_switch(&fit),
+      "choose train.batch_size/grad_accum (same effective batch), recompute, offload parts and train.pack_length to "
+      "fit [budget] with the highest predicted throughput, and write the resolved recipe")(
+      "out", po::value(&out), "with --fit: where to write the resolved recipe (default: RECIPE's folder, <name>.fit.toml)");
+  const char* usage = "loft plan RECIPE [section.key=value ...] [--json] [--fit [--out FILE]] [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  if (!out.empty() && !fit) {
+    std::fprintf(stderr, "loft plan: --out goes with --fit (it names where the fitted recipe is written)\nusage: %s\n",
+                 usage);
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  ResolvedRecipe recipe;
+  if (!load_one_recipe("plan", c, usage, registry, &recipe)) return kExitUsage;
+  if (!fit) {
+    auto plan = plan_recipe(recipe, registry);
+    if (!plan.ok()) return finish(plan.status());
+    const RecipePlan& p = plan.value();
+    if (json) {
+      std::printf("%s\n", prediction_json(p.memory, p.gpu_budget, p.host_budget, p.tokens_per_second).c_str());
+    } else {
+      std::printf("loft plan %s: predicted peak memory (%lld tokens per micro-batch, %lld blocks recomputed)\n%s"
+                  "predicted throughput: %.0f tokens/s (a model for comparing configurations, not a measurement)\n",
+                  recipe.path.string().c_str(), static_cast<long long>(p.memory.tokens_per_micro_batch),
+                  static_cast<long long>(p.memory.recomputed_blocks),
+                  format_prediction(p.memory, p.gpu_budget, p.host_budget).c_str(), p.tokens_per_second);
+    }
+    return kExitOk;
+  }
+  auto fitted = fit_loaded_recipe(c, recipe, registry);
+  if (!fitted.ok()) return finish(fitted.status());
+  const FitResult& f = fitted.value();
+  fs::path target = out;
+  if (target.empty()) target = recipe.path.parent_path() / (recipe.path.stem().string() + ".fit.toml");
+  if (auto st = write_file_atomically(target, f.resolved.to_toml()); !st.ok()) return finish(st);
+  const RecipePlan& p = f.plan;
+  if (json) {
+    auto j = nlohmann::ordered_json::parse(prediction_json(p.memory, p.gpu_budget, p.host_budget, p.tokens_per_second));
+    j["fit"] = {{"choice", f.choice}, {"overrides", f.overrides}, {"candidates", f.candidates},
+                {"recipe", target.string()}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("loft plan --fit %s: %s (best of %lld configurations)\n  %s\n%s"
+                "predicted throughput: %.0f tokens/s (a model for comparing configurations, not a measurement)\n"
+                "wrote %s\n",
+                recipe.path.string().c_str(), f.choice.c_str(), static_cast<long long>(f.candidates),
+                fmt::format("{}", fmt::join(f.overrides, " ")).c_str(),
+                format_prediction(p.memory, p.gpu_budget, p.host_budget).c_str(), p.tokens_per_second,
+                target.string().c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace loft::cli

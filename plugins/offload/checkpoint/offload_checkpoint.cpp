@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "loft/memory_cost.h"
 #include "loft/offload.h"
 #include "loft/resident_offload.h"
 #include "loft/plugin.h"
@@ -97,7 +98,7 @@ BlockSelection parse_blocks(const std::string& value) {
 
 // ---- the strategy -----------------------------------------------------------------------------------------------
 
-class CheckpointOffload final : public loft::OffloadStrategy {
+class CheckpointOffload final : public loft::OffloadStrategy, public loft::OffloadMemoryPlan {
  public:
   CheckpointOffload(c10::Device device, BlockSelection selection) : device_(device), selection_(std::move(selection)) {}
 
@@ -109,6 +110,20 @@ class CheckpointOffload final : public loft::OffloadStrategy {
 
   loft::BlockExecution execution(int64_t index) override {
     return selection_.selects(index) ? loft::BlockExecution::kRecompute : loft::BlockExecution::kPlain;
+  }
+
+  // loft plan: everything resident; the selected blocks keep only their input.
+  loft::OffloadMemoryLayout layout(const std::vector<loft::ModelUnit>& units) const override {
+    loft::OffloadMemoryLayout l;
+    l.homes = loft::plan_all_resident(units);
+    for (const auto& u : units) {
+      if (u.kind != loft::UnitKind::kBlock) continue;
+      l.execution.push_back(selection_.selects(u.index) ? loft::BlockExecution::kRecompute : loft::BlockExecution::kPlain);
+    }
+    return l;
+  }
+  const void* extension(std::string_view id) const override {
+    return id == loft::kOffloadMemoryPlanId ? static_cast<const loft::OffloadMemoryPlan*>(this) : nullptr;
   }
 
  private:

@@ -22,12 +22,25 @@
 
 #include "loft/grad_hooks.h"
 #include "loft/optimizer.h"
+#include "loft/memory_cost.h"
 #include "loft/plugin.h"
 
 namespace {
 
-class HostAdamW final : public loft::Optimizer {
+class HostAdamW final : public loft::Optimizer, public loft::OptimizerMemoryCost {
  public:
+  // loft plan: per element on the host, exp_avg + exp_avg_sq + the gradient (+ a staging buffer with accumulation)
+  // + a pinned fp32 copy of a GPU tensor; nothing stays on the GPU (each gradient leaves as backward produces it).
+  loft::OptimizerFootprint footprint(bool tensors_on_cuda, int64_t grad_accum) const override {
+    loft::OptimizerFootprint f;
+    f.state_host_bytes = 8 + (tensors_on_cuda ? 4 : 0);
+    f.gradient_host_bytes = 4 + (grad_accum > 1 ? 4 : 0);
+    return f;
+  }
+  const void* extension(std::string_view id) const override {
+    return id == loft::kOptimizerMemoryCostId ? static_cast<const loft::OptimizerMemoryCost*>(this) : nullptr;
+  }
+
   ~HostAdamW() override {
     for (auto& s : slots_) loft::remove_post_accumulate_grad_hook(s.param);
   }

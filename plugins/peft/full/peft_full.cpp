@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "loft/peft.h"
+#include "loft/memory_cost.h"
 #include "loft/plugin.h"
 
 namespace {
@@ -50,7 +51,7 @@ class FullAdapter final : public loft::Adapter {
   at::Tensor bias_;
 };
 
-class FullFineTune final : public loft::PeftMethod {
+class FullFineTune final : public loft::PeftMethod, public loft::PeftMemoryCost {
  public:
   explicit FullFineTune(std::vector<std::string> exclude) : exclude_(std::move(exclude)) {}
   bool targets(const loft::LinearSite& site) const override {
@@ -58,6 +59,17 @@ class FullFineTune final : public loft::PeftMethod {
   }
   std::unique_ptr<loft::Adapter> attach(const loft::LinearSite& site) const override {
     return std::make_unique<FullAdapter>(site);
+  }
+  // loft plan: an fp32 master of the weight (and bias); forward keeps their casts to the compute dtype.
+  int64_t trainable_elements(const loft::LinearSite& site, bool has_bias) const override {
+    return site.out_features * site.in_features + (has_bias ? site.out_features : 0);
+  }
+  int64_t saved_bytes(const loft::LinearSite& site, bool has_bias, int64_t, c10::ScalarType dtype) const override {
+    if (dtype == at::kFloat) return 0;
+    return trainable_elements(site, has_bias) * static_cast<int64_t>(c10::elementSize(dtype));
+  }
+  const void* extension(std::string_view id) const override {
+    return id == loft::kPeftMemoryCostId ? static_cast<const loft::PeftMemoryCost*>(this) : nullptr;
   }
   std::vector<std::string> trainable_parameters(const std::vector<std::string>& names) const override {
     std::vector<std::string> out;

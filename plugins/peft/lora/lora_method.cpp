@@ -1,5 +1,6 @@
 // LoRA / DoRA adapters and the method that places them, numerically as Hugging Face PEFT 0.21 computes them.
 // Master weights stay fp32; the branch runs in the activations' dtype (PEFT runs it in fp32, see DESIGN.md §6).
+#include "loft/memory_cost.h"
 #include "lora_method.h"
 
 #include "loft/module_pattern.h"
@@ -244,7 +245,7 @@ class LoraAdapter final : public Adapter {
   at::Tensor magnitude_;    // [out], fp32 master, DoRA only
 };
 
-class LoraMethod final : public PeftMethod {
+class LoraMethod final : public PeftMethod, public PeftMemoryCost {
  public:
   explicit LoraMethod(LoraConfig config)
       : shared_(std::make_shared<const LoraConfig>(std::move(config))), config_(*shared_) {}
@@ -257,6 +258,24 @@ class LoraMethod final : public PeftMethod {
 
   std::unique_ptr<Adapter> attach(const LinearSite& site) const override {
     return std::make_unique<LoraAdapter>(shared_, site);
+  }
+
+  // loft plan: A [r, in] and B [out, r] (+ DoRA's magnitude [out]), fp32 masters.
+  int64_t trainable_elements(const LinearSite& site, bool) const override {
+    return config_.r * (site.in_features + site.out_features) + (config_.dora ? site.out_features : 0);
+  }
+  // What LoraAdapter::forward keeps beyond the site's input: the rank-r intermediate, the casts of A and B to the
+  // compute dtype, with dropout its mask (1 byte) and the dropped-out input, with DoRA the base output and B A x.
+  int64_t saved_bytes(const LinearSite& site, bool, int64_t tokens, c10::ScalarType dtype) const override {
+    const int64_t e = static_cast<int64_t>(c10::elementSize(dtype));
+    int64_t bytes = tokens * config_.r * e;
+    if (dtype != at::kFloat) bytes += config_.r * (site.in_features + site.out_features) * e;
+    if (config_.dropout > 0.0) bytes += tokens * site.in_features * (e + 1);
+    if (config_.dora) bytes += 2 * tokens * site.out_features * e;
+    return bytes;
+  }
+  const void* extension(std::string_view id) const override {
+    return id == kPeftMemoryCostId ? static_cast<const PeftMemoryCost*>(this) : nullptr;
   }
 
   // modules_to_save: a parameter trains when its name, or its module's name or dotted suffix, is listed.

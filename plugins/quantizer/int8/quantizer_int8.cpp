@@ -9,6 +9,7 @@
 
 #include "int8_rowwise.h"
 #include "loft/dequantized_linear.h"
+#include "loft/memory_cost.h"
 #include "loft/plugin.h"
 #include "loft/quantizer.h"
 
@@ -57,9 +58,21 @@ class Int8Linear final : public loft::QuantizedLinear {
   double threshold_;
 };
 
-class Int8Quantizer final : public loft::Quantizer {
+class Int8Quantizer final : public loft::Quantizer, public loft::QuantizerMemoryCost {
  public:
   Int8Quantizer(Matmul matmul, double threshold) : matmul_(matmul), threshold_(threshold) {}
+
+  // loft plan: int8 codes CB [out, in] + fp32 absmax SCB [out].
+  int64_t storage_bytes(int64_t out_features, int64_t in_features, c10::ScalarType) const override {
+    return out_features * in_features + out_features * 4;
+  }
+  // Backward (and the default forward) rebuild deq(W) in the compute dtype.
+  int64_t transient_bytes(int64_t out_features, int64_t in_features, c10::ScalarType dtype) const override {
+    return out_features * in_features * static_cast<int64_t>(c10::elementSize(dtype));
+  }
+  const void* extension(std::string_view id) const override {
+    return id == loft::kQuantizerMemoryCostId ? static_cast<const loft::QuantizerMemoryCost*>(this) : nullptr;
+  }
 
   std::unique_ptr<loft::QuantizedLinear> quantize(const at::Tensor& weight, const std::string& site) const override {
     TORCH_CHECK(weight.dim() == 2, "quantizer/int8: weight of ", site, " must be 2-D [out, in], got ", weight.sizes());

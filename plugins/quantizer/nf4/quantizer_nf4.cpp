@@ -18,6 +18,7 @@
 #include <ATen/ops/from_blob.h>
 
 #include "loft/dequantized_linear.h"
+#include "loft/memory_cost.h"
 #include "loft/plugin.h"
 #include "loft/quantizer.h"
 #include "nf4_format.h"
@@ -103,9 +104,25 @@ class Nf4Linear final : public loft::QuantizedLinear {
   at::Tensor nested_quant_map_;
 };
 
-class Nf4Quantizer final : public loft::Quantizer {
+class Nf4Quantizer final : public loft::Quantizer, public loft::QuantizerMemoryCost {
  public:
   explicit Nf4Quantizer(Format format) : format_(format) {}
+
+  // loft plan: the state() tensors' bytes, from the shape (see the key list at the top of this file).
+  int64_t storage_bytes(int64_t out_features, int64_t in_features, c10::ScalarType) const override {
+    const int64_t n = out_features * in_features;
+    const int64_t blocks = loft::nf4::block_count(n, format_.blocksize);
+    int64_t bytes = (n + 1) / 2 + 16 * 4;  // packed codes, quant_map
+    if (!format_.double_quant) return bytes + blocks * 4;
+    return bytes + blocks + loft::nf4::block_count(blocks, loft::nf4::kNestedBlocksize) * 4 + 256 * 4 + 4;
+  }
+  // dequantized_linear rebuilds the dense weight in forward and again in backward.
+  int64_t transient_bytes(int64_t out_features, int64_t in_features, c10::ScalarType dtype) const override {
+    return out_features * in_features * static_cast<int64_t>(c10::elementSize(dtype));
+  }
+  const void* extension(std::string_view id) const override {
+    return id == loft::kQuantizerMemoryCostId ? static_cast<const loft::QuantizerMemoryCost*>(this) : nullptr;
+  }
 
   std::unique_ptr<loft::QuantizedLinear> quantize(const at::Tensor& weight, const std::string& site) const override {
     TORCH_CHECK(weight.dim() == 2 && weight.numel() > 0, "quantizer/nf4: weight of ", site,

@@ -3,14 +3,23 @@
 #include <ATen/ops/isfinite.h>
 
 #include "loft/dense_linear.h"
+#include "loft/memory_cost.h"
 #include "loft/plugin.h"
 #include "loft/quantizer.h"
 
 namespace {
 
-class NoneQuantizer final : public loft::Quantizer {
+class NoneQuantizer final : public loft::Quantizer, public loft::QuantizerMemoryCost {
  public:
   explicit NoneQuantizer(c10::ScalarType dtype) : dtype_(dtype) {}
+  // loft plan: the dense weight in the compute dtype; at::linear reads it directly.
+  int64_t storage_bytes(int64_t out_features, int64_t in_features, c10::ScalarType) const override {
+    return out_features * in_features * static_cast<int64_t>(c10::elementSize(dtype_));
+  }
+  int64_t transient_bytes(int64_t, int64_t, c10::ScalarType) const override { return 0; }
+  const void* extension(std::string_view id) const override {
+    return id == loft::kQuantizerMemoryCostId ? static_cast<const loft::QuantizerMemoryCost*>(this) : nullptr;
+  }
   std::unique_ptr<loft::QuantizedLinear> quantize(const at::Tensor& weight, const std::string& site) const override {
     TORCH_CHECK(weight.dim() == 2, "quantizer/none: weight of ", site, " must be 2-D [out, in], got ", weight.sizes());
     // The quantizer contract: no quantizer takes a non-finite weight (the host checks it too, for every plugin).

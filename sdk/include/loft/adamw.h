@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loft/optimizer.h"
@@ -22,6 +23,9 @@ class AdamW final : public Optimizer {
   void step(double lr) override;
   NamedTensors state_dict() const override;
   Status load_state_dict(const std::map<std::string, at::Tensor>& state) override;
+  // Answers kOptimizerMemoryCostId (loft/memory_cost.h): 8 bytes of state and 4 of gradient per element on the
+  // tensor's device, plus a 4-byte step per tensor.
+  const void* extension(std::string_view id) const override;
 
  private:
   struct Group {
