@@ -32,6 +32,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <fmt/format.h>
 
+#include "loft/memory_cost.h"
 #include "loft/offload.h"
 #include "loft/pinned_arena.h"
 #include "loft/plugin.h"
@@ -63,20 +64,43 @@ Parts parse_parts(const loft::Options& o) {
   return p;
 }
 
-class Zero3Offload final : public loft::OffloadStrategy {
+class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMemoryPlan {
  public:
-  Zero3Offload(c10::Device device, Parts parts) : device_(device), parts_(parts) {
-    if (device_.is_cuda()) {
-      if (!device_.has_index()) device_ = c10::Device(c10::kCUDA, c10::cuda::current_device());
-      h2d_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
-      d2h_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
-    }
-  }
+  // Touches no device: `loft plan` creates the strategy to ask for its layout, maybe on a machine without a GPU.
+  Zero3Offload(c10::Device device, Parts parts) : device_(device), parts_(parts) {}
 
   // Outside any step: the side streams may still be reading the arena or writing buffers that die with us.
   ~Zero3Offload() override {
     if (h2d_) (void)cudaStreamSynchronize(h2d_->stream());
     if (d2h_) (void)cudaStreamSynchronize(d2h_->stream());
+  }
+
+  // The side streams, made when the strategy first takes hold of the model (place()).
+  void make_streams() {
+    if (!device_.is_cuda() || h2d_) return;
+    if (!device_.has_index()) device_ = c10::Device(c10::kCUDA, c10::cuda::current_device());
+    h2d_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
+    d2h_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
+  }
+
+  // loft plan: blocks homed on the pinned host (params) and streamed through prefetch + 1 buffers, every block
+  // recomputed (recompute), saved inputs on the host with two on the device at once (activations), the optimizer on
+  // the host (optimizer).
+  loft::OffloadMemoryLayout layout(const std::vector<loft::ModelUnit>& units) const override {
+    loft::OffloadMemoryLayout l;
+    int64_t blocks = 0;
+    for (const auto& u : units) {
+      const bool block = u.kind == loft::UnitKind::kBlock;
+      l.homes.push_back(parts_.params && block ? loft::Home::kPinnedHost : loft::Home::kRunDevice);
+      if (!block) continue;
+      ++blocks;
+      l.execution.push_back(parts_.recompute ? loft::BlockExecution::kRecompute : loft::BlockExecution::kPlain);
+    }
+    l.device_weight_buffers = parts_.params ? std::min<int64_t>(parts_.prefetch_blocks + 1, blocks) : 0;
+    l.saved_inputs_on_host = parts_.activations;
+    l.device_saved_inputs = parts_.activations ? std::min<int64_t>(2, blocks) : 0;
+    l.optimizer_on_host = parts_.optimizer;
+    return l;
   }
 
   std::vector<loft::Home> plan(const std::vector<loft::ModelUnit>& units) override {
@@ -89,6 +113,7 @@ class Zero3Offload final : public loft::OffloadStrategy {
   }
 
   void place(const std::vector<loft::BlockResidency>& units) override {
+    make_streams();
     std::vector<loft::BlockResidency> resident;
     std::vector<const loft::BlockResidency*> streamed;
     int64_t last_index = -1;
@@ -202,6 +227,7 @@ class Zero3Offload final : public loft::OffloadStrategy {
   }
 
   const void* extension(std::string_view id) const override {
+    if (id == loft::kOffloadMemoryPlanId) return static_cast<const loft::OffloadMemoryPlan*>(this);
     return id == loft::kZero3StatsId ? &stats_ : nullptr;
   }
 
