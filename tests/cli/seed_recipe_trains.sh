@@ -20,7 +20,7 @@ PY
   model.dtype=fp32 dataset.path="$work/math.jsonl" train.max_steps=12 train.grad_accum=2 train.warmup_steps=0 train.lr=1e-2 \
   train.log_every=1 train.save_every=6 output.dir="$work/runs" output.name=seed 2>&1 | tee "$work/log.txt"
 run="$work/runs/seed"
-grep -q "quantizer/int8 peft/lora offload/checkpoint dataset/math" "$work/log.txt" || { echo "FAIL: the recipe's plugins were not used"; exit 1; }
+grep -q "quantizer/int8 peft/lora offload/zero3 dataset/math optimizer/adamw_cpu" "$work/log.txt" || { echo "FAIL: the recipe's plugins were not used"; exit 1; }
 test -s "$run/adapter/adapter_model.safetensors" || { echo "FAIL: no adapter written"; exit 1; }
 test -s "$run/adapter/adapter_config.json" || { echo "FAIL: no adapter_config.json"; exit 1; }
 test -d "$run/checkpoints/step-000006" || { echo "FAIL: no step-6 checkpoint"; exit 1; }
