@@ -25,7 +25,7 @@ commands:
   merge RUN_DIR --out DIR                  base + trained adaptation -> a Hugging Face model folder
 
 `loft <command> --help` describes a command's options.
-exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error.
+exit codes: 0 ok, 1 runtime failure, 2 usage or recipe error, 130/143 run stopped by SIGINT/SIGTERM.
 )";
 
 }  // namespace

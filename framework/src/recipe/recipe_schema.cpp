@@ -57,6 +57,10 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("seed", T::kInt, int64_t{42}, "seed for initialisation, data order and dropout", 0),
       opt("log_every", T::kInt, int64_t{1}, "steps between log lines and metrics.jsonl records", 1),
       opt("save_every", T::kInt, int64_t{0}, "steps between checkpoints; 0 saves only at the end", 0),
+      opt("max_nonfinite_steps", T::kInt, int64_t{3}, "steps in a row whose loss or gradient norm is NaN or Inf that "
+          "are skipped (no update: weights, optimizer state and its step count unchanged; logged, and marked "
+          "\"nonfinite\": true in metrics.jsonl); the next one in a row stops the run with a checkpoint and exit 1. "
+          "0: stop at the first", 0),
       opt("profile_step", T::kInt, int64_t{0}, "run this step under the profiler: a Chrome trace and a table of "
           "the top GPU kernels (CPU operators without CUDA) in <run>/profile/; 0 disables", 0),
   };

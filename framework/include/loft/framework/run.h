@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "loft/framework/host.h"
 #include "loft/framework/plugin_registry.h"
@@ -66,10 +68,13 @@ Status merge_run(const std::filesystem::path& run_dir, PluginRegistry& registry,
 struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
   int64_t stop_after_step = 0;       // > 0: stop (with a checkpoint) after this optimizer step; --resume continues
+  std::vector<std::string> resume_flags;  // CLI flags a resume needs too (--plugin-path DIR), for the resume command
 };
 
 // Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
-// (recipe.toml, metrics.jsonl, checkpoints/).
+// (recipe.toml, metrics.jsonl, checkpoints/). SIGINT/SIGTERM during training (stop_signals.h): the current step
+// finishes, a checkpoint is written, the command that continues the run is logged, and it returns Ok with
+// stop_signal() set (no adapter/model folder is written then).
 Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options = {});
 
 }  // namespace loft
