@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -163,22 +164,25 @@ struct FaultInjection {
 }  // namespace
 
 std::string first_nonfinite_tensor(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
-  std::vector<size_t> index;
-  std::vector<at::Tensor> finite;
+  // Per device: one isfinite().all() per tensor, stacked, one copy to the host.
+  std::map<std::string, std::pair<std::vector<size_t>, std::vector<at::Tensor>>> by_device;
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const at::Tensor& t = tensors[i].second;
     if (!t.defined() || !at::isFloatingType(t.scalar_type()) || t.numel() == 0) continue;
+    auto& [index, finite] = by_device[t.device().str()];
     index.push_back(i);
-    finite.push_back(at::isfinite(t).all().to(at::kCPU));
+    finite.push_back(at::isfinite(t).all());
   }
-  if (finite.empty()) return "";
-  const at::Tensor all = at::stack(finite);
-  const bool* ok = all.data_ptr<bool>();
-  for (size_t k = 0; k < index.size(); ++k) {
-    if (!ok[k]) return tensors[index[k]].first;
+  size_t first = tensors.size();
+  for (const auto& [device, entry] : by_device) {
+    const at::Tensor all = at::stack(entry.second).cpu();
+    const bool* ok = all.data_ptr<bool>();
+    for (size_t k = 0; k < entry.first.size(); ++k) {
+      if (!ok[k]) first = std::min(first, entry.first[k]);
+    }
   }
-  return "";
+  return first < tensors.size() ? tensors[first].first : "";
 }
 
 StatusOr<int64_t> truncate_metrics(const fs::path& file, int64_t step) {

@@ -66,7 +66,7 @@ Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tenso
                               const std::filesystem::path& file);
 
 // The name of the first floating-point tensor of `tensors` that holds a NaN or an infinity, or "" when all are finite.
-// One host sync for all of them.
+// One copy to the host per device the tensors live on.
 std::string first_nonfinite_tensor(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
 
 // Rewrites `file` (a metrics.jsonl) atomically without the records of steps after `step` and without a torn last line
