@@ -55,6 +55,12 @@ expect 2 '3 errors' -- "$loft" validate "$here/bad_recipe.toml"
 # Overrides fix them from the command line.
 expect 2 "unknown key 'bacth_size'" -- "$loft" validate "$here/bad_recipe.toml" train.lr=1e-4 quantizer.type=none
 expect 2 'must look like section.key=value' -- "$loft" validate "$here/bad_recipe.toml" lr=1
+# NaN and infinities are refused wherever a number is read, with the key named.
+expect 2 'train.lr must be a finite number, got inf' -- "$loft" validate "$here/good_recipe.toml" train.lr=inf
+expect 2 'train.max_grad_norm must be a finite number, got nan' -- "$loft" validate "$here/good_recipe.toml" train.max_grad_norm=nan
+expect 2 'peft.alpha must be a finite number, got -inf' -- "$loft" validate "$here/good_recipe.toml" peft.type=lora peft.alpha=-inf
+expect 2 "budget.gpu_memory: 'inf GiB' is not a finite size" -- "$loft" validate "$here/good_recipe.toml" 'budget.gpu_memory="inf GiB"'
+expect 2 'train.lr must be a finite number, got inf' -- "$loft" run "$here/good_recipe.toml" train.lr=inf
 expect 2 'no such recipe file' -- "$loft" validate /nonexistent.toml
 # [optimizer]: a misspelled plugin and an option the plugin does not declare, each with where and a suggestion.
 expect 2 "error: unknown optimizer plugin 'adamww' \(did you mean 'adamw'\?\); available: adamw, adamw_cpu" -- \

@@ -177,6 +177,44 @@ TEST_F(RecipeTest, BudgetSizesAreChecked) {
   EXPECT_FALSE(parse_byte_size("-1GiB").ok());
 }
 
+// NaN and infinities are refused wherever a number is read: framework keys, plugin options, overrides and budget
+// sizes; each error names the key.
+TEST_F(RecipeTest, NonFiniteNumbersAreRefusedWithTheirKey) {
+  auto d = check(std::string(kMinimal) + "[train]\nlr = inf\nadam_eps = nan\nweight_decay = -inf\n");
+  std::string all = joined(d);
+  ASSERT_EQ(d.size(), 3u) << all;
+  EXPECT_NE(all.find("t.toml:11:6: error: train.lr must be a finite number, got inf"), std::string::npos) << all;
+  EXPECT_NE(all.find("t.toml:12:12: error: train.adam_eps must be a finite number, got nan"), std::string::npos) << all;
+  EXPECT_NE(all.find("train.weight_decay must be a finite number, got -inf"), std::string::npos) << all;
+
+  auto plugin = check(R"([model]
+path = "m"
+[peft]
+type = "lora"
+dropout = nan
+alpha = inf
+[dataset]
+type = "synthetic"
+)");
+  all = joined(plugin);
+  ASSERT_EQ(plugin.size(), 2u) << all;
+  EXPECT_NE(all.find("peft.dropout must be a finite number, got nan"), std::string::npos) << all;
+  EXPECT_NE(all.find("peft.alpha must be a finite number, got inf"), std::string::npos) << all;
+
+  for (const char* o : {"train.lr=inf", "train.lr=+inf", "train.max_grad_norm=nan", "train.adam_beta1=-nan"}) {
+    auto over = check(kMinimal, nullptr, {o});
+    ASSERT_EQ(over.size(), 1u) << o << ": " << joined(over);
+    EXPECT_NE(over[0].str().find("must be a finite number"), std::string::npos) << over[0].str();
+  }
+
+  auto budget = check(std::string(kMinimal) + "[budget]\ngpu_memory = \"inf GiB\"\nhost_memory = \"nan\"\n");
+  all = joined(budget);
+  ASSERT_EQ(budget.size(), 2u) << all;
+  EXPECT_NE(all.find("budget.gpu_memory: 'inf GiB' is not a finite size"), std::string::npos) << all;
+  EXPECT_NE(all.find("budget.host_memory: 'nan' is not a finite size"), std::string::npos) << all;
+  EXPECT_FALSE(parse_byte_size("1e30TiB").ok());  // beyond uint64
+}
+
 TEST_F(RecipeTest, ResolvedRecipeRoundTripsThroughToml) {
   ResolvedRecipe r;
   ASSERT_TRUE(check(kMinimal, &r, {"train.lr=3e-4"}).empty());

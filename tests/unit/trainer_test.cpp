@@ -8,51 +8,12 @@
 #include "loft/framework/chunked_loss.h"
 #include "loft/framework/files.h"
 #include "loft/framework/trainer.h"
+#include "toy_lm.h"
 
 namespace fs = std::filesystem;
 
 namespace loft {
 namespace {
-
-// Embedding -> dropout -> tanh(linear) -> lm_head, all trainable, deterministic from a seed.
-class ToyLM : public CausalLM {
- public:
-  explicit ToyLM(uint64_t seed, double dropout = 0.0) : dropout_(dropout) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    embed_ = torch::randn({kVocab, kHidden}, gen).mul_(0.5).requires_grad_();
-    w_ = torch::randn({kHidden, kHidden}, gen).mul_(0.3).requires_grad_();
-    head_ = torch::randn({kVocab, kHidden}, gen).mul_(0.3).requires_grad_();
-  }
-  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor&, bool training) override {
-    auto h = torch::embedding(embed_, ids);
-    h = torch::dropout(h, dropout_, training);
-    return torch::tanh(torch::matmul(h, w_));
-  }
-  at::Tensor lm_head_weight() override { return head_; }
-  std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() override {
-    return {{"embed", embed_}, {"w", w_}, {"head", head_}};
-  }
-  static constexpr int64_t kVocab = 17, kHidden = 12;
-
- private:
-  double dropout_;
-  at::Tensor embed_, w_, head_;
-};
-
-// Sequences "a, a+1, a+2, ..." mod V: learnable; prompt = first two tokens (masked).
-std::vector<TokenizedExample> counting_data(int n) {
-  std::vector<TokenizedExample> data;
-  for (int i = 0; i < n; ++i) {
-    TokenizedExample e;
-    const int len = 4 + i % 5;
-    for (int j = 0; j < len; ++j) {
-      e.input_ids.push_back((i + j) % ToyLM::kVocab);
-      e.labels.push_back(j < 2 ? kIgnoreLabel : (i + j) % ToyLM::kVocab);
-    }
-    data.push_back(e);
-  }
-  return data;
-}
 
 fs::path temp_dir(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("loft_trainer_test_" + std::to_string(::getpid())) / name;

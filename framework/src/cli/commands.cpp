@@ -19,6 +19,7 @@
 #include "loft/framework/plugin_registry.h"
 #include "loft/framework/recipe.h"
 #include "loft/framework/run.h"
+#include "loft/framework/stop_signals.h"
 #include "loft/framework/tokenizer.h"
 
 namespace po = boost::program_options;
@@ -270,7 +271,11 @@ int cmd_run(const std::vector<std::string>& args) {
   run_options.resume_dir = resume;
   run_options.stop_after_step = stop_after;
   run_options.overwrite = overwrite;
-  return finish(run_recipe(recipe, registry, run_options));
+  for (const auto& p : c.plugin_paths) run_options.resume_flags.insert(run_options.resume_flags.end(), {"--plugin-path", p});
+  const Status status = run_recipe(recipe, registry, run_options);
+  // Stopped by SIGINT/SIGTERM with a checkpoint: the shell's convention for a process ended by that signal.
+  if (status.ok() && stop_signal() != 0) return exit_code_for_signal(stop_signal());
+  return finish(status);
 }
 
 int cmd_data(const std::vector<std::string>& args) {

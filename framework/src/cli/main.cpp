@@ -28,7 +28,8 @@ commands:
   plan RECIPE [--json] [--fit]             predicted peak GPU and host memory by category; --fit: fit [budget]
 
 `loft <command> --help` describes a command's options.
-exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, the recipe, or the files and plugins it names).
+exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, the recipe, or the files and plugins it names),
+130/143 run stopped by SIGINT/SIGTERM.
 )";
 
 }  // namespace

@@ -114,7 +114,7 @@ StatusOr<OptionValue> coerce(const OptionValue& v, OptionType type) {
 std::string check_constraints(const OptionSpec& spec, const OptionValue& v) {
   if (auto* n = std::get_if<int64_t>(&v); n || std::holds_alternative<double>(v)) {
     double x = n ? static_cast<double>(*n) : std::get<double>(v);
-    if (std::isnan(x)) return "must be a number, got nan";
+    if (!std::isfinite(x)) return fmt::format("must be a finite number, got {}", format_option_value(v));
     if (spec.min && x < *spec.min) return fmt::format("= {} is out of range: must be >= {}", format_option_value(v), *spec.min);
     if (spec.max && x > *spec.max) return fmt::format("= {} is out of range: must be <= {}", format_option_value(v), *spec.max);
   }
@@ -455,6 +455,9 @@ StatusOr<uint64_t> parse_byte_size(const std::string& text) {
   } catch (const std::exception&) {
     return Status::InvalidArgument(fmt::format("'{}' is not a size (write e.g. \"15GiB\", \"512MiB\")", text));
   }
+  if (!std::isfinite(number)) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a finite size (write e.g. \"15GiB\", \"512MiB\")", text));
+  }
   std::string unit = text.substr(end);
   unit.erase(0, unit.find_first_not_of(' '));
   static const std::pair<const char*, double> kUnits[] = {
@@ -463,6 +466,9 @@ StatusOr<uint64_t> parse_byte_size(const std::string& text) {
   for (const auto& [u, scale] : kUnits) {
     if (unit == u) {
       if (number < 0) return Status::InvalidArgument(fmt::format("'{}' is negative", text));
+      if (number * scale >= 18446744073709551616.0) {
+        return Status::InvalidArgument(fmt::format("'{}' is larger than 16 EiB", text));
+      }
       return static_cast<uint64_t>(number * scale);
     }
   }

@@ -59,6 +59,10 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("save_every", T::kInt, int64_t{0}, "steps between checkpoints; 0 saves only at the end", 0),
       opt("keep_last", T::kInt, int64_t{2}, "checkpoints kept in <run>/checkpoints: older ones are deleted once a "
           "newer one is in place; the last one written is always kept", 1),
+      opt("max_nonfinite_steps", T::kInt, int64_t{3}, "steps in a row whose loss or gradient norm is NaN or Inf that "
+          "are skipped (no update: weights, optimizer state and its step count unchanged; logged, and marked "
+          "\"nonfinite\": true in metrics.jsonl); the next one in a row stops the run with a checkpoint and exit 1. "
+          "0: stop at the first", 0),
       opt("profile_step", T::kInt, int64_t{0}, "run this step under the profiler: a Chrome trace and a table of "
           "the top GPU kernels (CPU operators without CUDA) in <run>/profile/; 0 disables", 0),
   };

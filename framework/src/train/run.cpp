@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include "loft/framework/quantizer_host.h"
 #include "loft/framework/run_folder.h"
 #include "loft/framework/safetensors.h"
+#include "loft/framework/stop_signals.h"
 #include "loft/framework/qwen2.h"
 #include "loft/framework/tokenizer.h"
 #include "loft/framework/trainer.h"
@@ -142,7 +144,8 @@ void report(const StepMetrics& m, int64_t total, double elapsed_s) {
   std::string line = fmt::format("step {}/{} loss {:.4f} lr {:.2e} grad {:.3f} tok/s {:.0f} eta {}:{:02d} gpu {} host {}{}",
                                  m.step, total, m.loss, m.lr, m.grad_norm, m.tokens_per_second,
                                  static_cast<int>(eta) / 60, static_cast<int>(eta) % 60, gib(m.peak_gpu_bytes),
-                                 gib(m.peak_host_bytes), m.skipped ? " (fp16 overflow: step skipped)" : "");
+                                 gib(m.peak_host_bytes),
+                                 m.nonfinite ? " (non-finite: step skipped)" : m.skipped ? " (fp16 overflow: step skipped)" : "");
   if (isatty(STDOUT_FILENO)) {
     const int width = 24, filled = static_cast<int>(width * m.step / std::max<int64_t>(total, 1));
     std::printf("\r[%s%s] %s\033[K%s", std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
@@ -157,6 +160,10 @@ void report(const StepMetrics& m, int64_t total, double elapsed_s) {
 // adapter_model.safetensors with PEFT's key names) when the method has one, else the whole model as an HF folder.
 StatusOr<fs::path> save_trained(Qwen2Model& lm, const PeftMethod& peft, const fs::path& model_dir,
                                 const fs::path& run_dir) {
+  if (std::string bad = first_nonfinite_tensor(lm.trainable_parameters()); !bad.empty()) {
+    return Status::Internal(fmt::format("trainable tensor '{}' holds NaN or Inf values: not writing the trained "
+                                        "adapter or model into {}", bad, run_dir.string()));
+  }
   if (!peft.adapter_config_json(model_dir.string()).empty()) {
     if (auto st = save_peft_adapter(lm, peft, model_dir.string(), run_dir / "adapter"); !st.ok()) return st;
     return run_dir / "adapter";
@@ -238,6 +245,28 @@ MemoryLedgerSources model_ledger(Qwen2Model* model, const Optimizer* optimizer) 
     };
   }
   return sources;
+}
+
+// A command line the shell reads back as these words.
+std::string shell_quote(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") ==
+                           std::string::npos) {
+    return word;
+  }
+  std::string out = "'";
+  for (char ch : word) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// The command that continues `run_dir`: this executable, the run's own resolved recipe, the flags the CLI passed on.
+std::string resume_command(const fs::path& run_dir, const std::vector<std::string>& flags) {
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  std::string cmd = shell_quote(n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string("loft"));
+  const fs::path dir = fs::absolute(run_dir);
+  cmd += " run " + shell_quote((dir / "recipe.toml").string()) + " --resume " + shell_quote(dir.string());
+  for (const auto& f : flags) cmd += " " + shell_quote(f);
+  return cmd;
 }
 
 }  // namespace
@@ -504,6 +533,9 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
   const int64_t last_step = options.stop_after_step > 0 ? options.stop_after_step : trainer.total_steps();
   Status st = Status::Ok();
   try {
+    // SIGINT/SIGTERM while training: finish the step, write a checkpoint, say how to continue (exit 130/143 at the CLI).
+    StopOnSignals stop_on_signals;
+    trainer.set_stop_check([] { return stop_signal() != 0; });
     st = trainer.train_until(last_step, [&](const StepMetrics& m) {
       report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
@@ -512,6 +544,13 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     return Status::FailedPrecondition(fmt::format("step {}: {}", trainer.step() + 1, s.memory->describe_gpu_oom(error_message(e))));
   }
   if (!st.ok()) return runtime_error(st);
+  if (const int signal = stop_signal(); signal != 0) {
+    spdlog::warn("stopped by {} after step {} of {} with a checkpoint in {}; continue with:\n  {}",
+                 signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal", trainer.step(),
+                 trainer.total_steps(), (run_dir / "checkpoints" / fmt::format("step-{:06d}", trainer.step())).string(),
+                 resume_command(run_dir, options.resume_flags));
+    return Status::Ok();
+  }
   auto saved = save_trained(lm, *c.peft, model_dir, run_dir);
   if (!saved.ok()) return runtime_error(saved.status());
   if (trainer.step() < trainer.total_steps()) {

@@ -2,13 +2,21 @@
 #include "loft/error_message.h"
 #include "loft/framework/trainer.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -18,6 +26,7 @@
 #include <ATen/ops/_foreach_mul.h>
 #include <ATen/ops/_foreach_norm.h>
 #include <ATen/ops/clamp_max.h>
+#include <ATen/ops/isfinite.h>
 #include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/randperm.h>
 #include <ATen/ops/stack.h>
@@ -26,6 +35,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 #include <torch/serialize.h>
 
@@ -63,6 +73,7 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   c.profile_step = t.integer("profile_step");
   c.keep_last = t.integer("keep_last");
   c.pack_length = t.boolean("packing") ? t.integer("pack_length") : 0;
+  c.max_nonfinite_steps = t.integer("max_nonfinite_steps");
   return c;
 }
 
@@ -86,7 +97,125 @@ std::string tensor_bytes(const at::Tensor& t) {
   return os.str();
 }
 
+// metrics.jsonl, appended one record at a time with write(2): every write is checked, and a record that could not be
+// written whole is cut off again, so a full disk leaves the file as it was before that record.
+class MetricsFile {
+ public:
+  static StatusOr<std::unique_ptr<MetricsFile>> open(const fs::path& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::IoError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+    return std::unique_ptr<MetricsFile>(new MetricsFile(path, fd));
+  }
+  ~MetricsFile() { ::close(fd_); }
+  MetricsFile(const MetricsFile&) = delete;
+  MetricsFile& operator=(const MetricsFile&) = delete;
+
+  Status append(const std::string& line) {
+    struct stat before {};
+    const bool sized = ::fstat(fd_, &before) == 0 && S_ISREG(before.st_mode);
+    const char* data = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, data, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : ENOSPC;
+        if (sized && ::ftruncate(fd_, before.st_size) != 0) {
+          // The torn record stays; the next resume drops it (truncate_metrics).
+        }
+        return Status::IoError(fmt::format("cannot write {}: {}", path_.string(), std::strerror(err)));
+      }
+      data += n;
+      left -= static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  MetricsFile(fs::path path, int fd) : path_(std::move(path)), fd_(fd) {}
+  fs::path path_;
+  int fd_;
+};
+
+// The fault-injection settings of the environment (see trainer.h).
+struct FaultInjection {
+  std::set<int64_t> nonfinite_steps;
+  int64_t hold_after_step = -1, hang_after_step = -1;
+
+  static FaultInjection from_environment() {
+    FaultInjection f;
+    auto number = [](const char* var, const std::string& text) {
+      char* end = nullptr;
+      const long long v = std::strtoll(text.c_str(), &end, 10);
+      TORCH_CHECK(!text.empty() && end && *end == '\0' && v > 0, var, " must list optimizer steps >= 1, got '", text,
+                  "'");
+      return static_cast<int64_t>(v);
+    };
+    if (const char* v = std::getenv("LOFT_FAULT_NONFINITE_STEPS")) {
+      std::stringstream list(v);
+      for (std::string item; std::getline(list, item, ',');) {
+        f.nonfinite_steps.insert(number("LOFT_FAULT_NONFINITE_STEPS", item));
+      }
+    }
+    if (const char* v = std::getenv("LOFT_FAULT_HOLD_AFTER_STEP")) f.hold_after_step = number("LOFT_FAULT_HOLD_AFTER_STEP", v);
+    if (const char* v = std::getenv("LOFT_FAULT_HANG_AFTER_STEP")) f.hang_after_step = number("LOFT_FAULT_HANG_AFTER_STEP", v);
+    return f;
+  }
+};
+
 }  // namespace
+
+std::string first_nonfinite_tensor(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  // Per device: one isfinite().all() per tensor, stacked, one copy to the host.
+  std::map<std::string, std::pair<std::vector<size_t>, std::vector<at::Tensor>>> by_device;
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor& t = tensors[i].second;
+    if (!t.defined() || !at::isFloatingType(t.scalar_type()) || t.numel() == 0) continue;
+    auto& [index, finite] = by_device[t.device().str()];
+    index.push_back(i);
+    finite.push_back(at::isfinite(t).all());
+  }
+  size_t first = tensors.size();
+  for (const auto& [device, entry] : by_device) {
+    const at::Tensor all = at::stack(entry.second).cpu();
+    const bool* ok = all.data_ptr<bool>();
+    for (size_t k = 0; k < entry.first.size(); ++k) {
+      if (!ok[k]) first = std::min(first, entry.first[k]);
+    }
+  }
+  return first < tensors.size() ? tensors[first].first : "";
+}
+
+StatusOr<int64_t> truncate_metrics(const fs::path& file, int64_t step) {
+  if (!fs::is_regular_file(file)) return int64_t{0};
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status::IoError(fmt::format("cannot read {}: {}", file.string(), std::strerror(errno)));
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  if (in.bad()) return Status::IoError(fmt::format("cannot read {}", file.string()));
+  std::string kept;
+  int64_t dropped = 0;
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = text.find('\n', start);
+    if (end == std::string::npos) {  // a torn last record: the write that would have ended it never happened
+      ++dropped;
+      break;
+    }
+    const std::string_view line(text.data() + start, end - start);
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = record.is_object() && record.contains("step") && record["step"].is_number_integer() &&
+                       record["step"].get<int64_t>() > step;
+    if (later) {
+      ++dropped;
+    } else {
+      kept.append(line).push_back('\n');
+    }
+    start = end + 1;
+  }
+  if (dropped == 0) return dropped;
+  if (auto st = write_file_atomically(file, kept); !st.ok()) return st;
+  return dropped;
+}
 
 Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params, const fs::path& file) {
   try {
@@ -121,6 +250,8 @@ struct Trainer::State {
   int64_t good_steps = 0;  // consecutive steps without overflow; the loss scale doubles after 2000
   std::vector<int64_t> order;  // the permutation of the epoch below
   int64_t order_epoch = -1;
+  int64_t nonfinite_in_row = 0;  // consecutive non-finite steps up to the last one trained
+  FaultInjection faults = FaultInjection::from_environment();
 };
 
 namespace {
@@ -238,6 +369,7 @@ StepMetrics Trainer::train_step() {
     auto flat_hidden = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, h});
     auto flat_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
     auto loss = chunked_linear_cross_entropy(flat_hidden, model_.lm_head_weight(), flat_labels);
+    if (state_->faults.nonfinite_steps.count(m.step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
     (loss * (scale / static_cast<double>(m.label_tokens))).backward();
     loss_sum += loss.detach();
     tokens += batch.input_ids.numel();
@@ -254,11 +386,14 @@ StepMetrics Trainer::train_step() {
   if (scale != 1.0) at::_foreach_div_(grads, scale);
   const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
   at::Tensor grad_norm = grads.empty() ? at::zeros({}, loss_sum.options()) : clip_gradients(grads, max_norm);
-  // One host sync for what the step reports (and the fp16 overflow check needs).
+  // One host sync for what the step reports and what decides whether it updates: a NaN or Inf in any gradient makes
+  // the global norm non-finite, so the norm doubles as the finiteness check of every gradient.
   const at::Tensor reported = at::stack({loss_sum, grad_norm.to(loss_sum.device(), at::kDouble)}).cpu();
   m.loss = reported[0].item<double>() / static_cast<double>(m.label_tokens);
   m.grad_norm = reported[1].item<double>();
-  if (config_.fp16_loss_scaling && !std::isfinite(m.grad_norm)) {
+  if (!std::isfinite(m.loss) || (!config_.fp16_loss_scaling && !std::isfinite(m.grad_norm))) {
+    m.nonfinite = m.skipped = true;  // no update: weights, optimizer state and its step count stay as they were
+  } else if (config_.fp16_loss_scaling && !std::isfinite(m.grad_norm)) {
     m.skipped = true;  // overflow: skip the update, halve the scale
     state_->loss_scale /= 2;
     state_->good_steps = 0;
@@ -278,8 +413,33 @@ StepMetrics Trainer::train_step() {
 Status Trainer::train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step) {
   last_step = std::min(last_step, total_steps_);
   if (auto st = fs::create_directories(run_dir_); !st.ok()) return st;
-  std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
-  if (!metrics) return Status::IoError(fmt::format("cannot write {}", (run_dir_ / "metrics.jsonl").string()));
+  const fs::path metrics_path = run_dir_ / "metrics.jsonl";
+  // A resumed run starts at its checkpoint: records written after it (before a kill) would appear twice.
+  auto dropped = truncate_metrics(metrics_path, step_);
+  if (!dropped.ok()) return dropped.status();
+  if (dropped.value() > 0) {
+    spdlog::info("{}: dropped {} record(s) after step {}, the step training continues from", metrics_path.string(),
+                 dropped.value(), step_);
+  }
+  auto opened = MetricsFile::open(metrics_path);
+  if (!opened.ok()) return opened.status();
+  MetricsFile& metrics = *opened.value();
+  // A checkpoint of the current step, refused when a trainable tensor is not finite (the previous one stays).
+  // Never the same step twice: saved_step_ is the step last saved or loaded (save_checkpoint, load_checkpoint).
+  auto checkpoint = [&]() -> Status {
+    if (saved_step_ == step_) return Status::Ok();
+    if (std::string bad = first_nonfinite_tensor(state_->params); !bad.empty()) {
+      return Status::Internal(fmt::format(
+          "step {}: trainable tensor '{}' holds NaN or Inf values; no checkpoint written (the latest one in {} is "
+          "kept). Lower train.lr or check the data", step_, bad, (run_dir_ / "checkpoints").string()));
+    }
+    return save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", step_));
+  };
+  const auto write_failed = [&](const Status& st) {
+    return Status::IoError(fmt::format("{}; training stopped after step {} (the checkpoints written so far in {} are kept; "
+                                       "free space, then continue with --resume)", st.message(), step_,
+                                       (run_dir_ / "checkpoints").string()));
+  };
   while (step_ < last_step) {
     const bool profiled = step_ + 1 == config_.profile_step;
     StepProfiler profiler(device_.is_cuda());
@@ -290,23 +450,44 @@ Status Trainer::train_until(int64_t last_step, const std::function<void(const St
       if (!table.ok()) return table.status();
       m.profile = table.value();
     }
-    if (m.step % config_.log_every == 0 || m.step == total_steps_ || profiled) {
+    state_->nonfinite_in_row = m.nonfinite ? state_->nonfinite_in_row + 1 : 0;
+    if (m.step % config_.log_every == 0 || m.step == total_steps_ || profiled || m.nonfinite) {
       nlohmann::json j = {{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
                           {"tokens_per_s", m.tokens_per_second}, {"label_tokens", m.label_tokens},
                           {"peak_gpu_bytes", m.peak_gpu_bytes}, {"peak_host_bytes", m.peak_host_bytes},
-                          {"skipped", m.skipped}};
-      metrics << j.dump() << "\n" << std::flush;
+                          {"skipped", m.skipped}, {"nonfinite", m.nonfinite}};
+      if (auto st = metrics.append(j.dump() + "\n"); !st.ok()) return write_failed(st);
       if (on_step) on_step(m);
     }
     if (step_check_) {
       if (auto st = step_check_(m.step); !st.ok()) return st;
     }
-    if (config_.save_every > 0 && m.step % config_.save_every == 0) {
-      if (auto st = save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", m.step)); !st.ok()) return st;
+    if (m.nonfinite) {
+      const std::string what = fmt::format("step {}: loss {:.6g}, gradient norm {:.6g}", m.step, m.loss, m.grad_norm);
+      if (state_->nonfinite_in_row > config_.max_nonfinite_steps) {
+        if (auto st = checkpoint(); !st.ok()) return st;
+        return Status::Internal(fmt::format(
+            "{}: {} non-finite step(s) in a row (train.max_nonfinite_steps = {}), training stopped. "
+            "checkpoints/step-{:06d} holds the weights of step {}, the last finite one; lower train.lr, check the data "
+            "of steps {}-{}, or raise train.max_nonfinite_steps to skip more", what, state_->nonfinite_in_row,
+            config_.max_nonfinite_steps, m.step, m.step - state_->nonfinite_in_row,
+            m.step - state_->nonfinite_in_row + 1, m.step));
+      }
+      spdlog::warn("{}: update skipped ({} in a row; more than train.max_nonfinite_steps = {} in a row stop the run)",
+                   what, state_->nonfinite_in_row, config_.max_nonfinite_steps);
     }
+    if (config_.save_every > 0 && m.step % config_.save_every == 0) {
+      if (auto st = checkpoint(); !st.ok()) return st;
+    }
+    if (m.step == state_->faults.hold_after_step) {
+      while (!(stop_requested_ && stop_requested_())) ::usleep(10000);
+    }
+    if (m.step == state_->faults.hang_after_step) {
+      for (;;) ::pause();
+    }
+    if (stop_requested_ && stop_requested_()) break;
   }
-  if (saved_step_ == step_) return Status::Ok();  // already saved (save_every, or a resumed run with nothing to do)
-  return save_checkpoint(run_dir_ / "checkpoints" / fmt::format("step-{:06d}", step_));
+  return checkpoint();  // not again when the last step was just saved (save_every) or loaded (a finished run)
 }
 
 Status Trainer::save_checkpoint(const fs::path& dir) {

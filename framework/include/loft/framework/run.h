@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "loft/framework/host.h"
 #include "loft/framework/memory_budget.h"
@@ -73,12 +75,15 @@ struct RunOptions {
   std::filesystem::path resume_dir;  // a run folder to continue from its latest checkpoint; empty: a new run
   int64_t stop_after_step = 0;       // > 0: stop (with a checkpoint) after this optimizer step; --resume continues
   bool overwrite = false;            // a new run may replace an earlier run's folder of the same name
+  std::vector<std::string> resume_flags;  // CLI flags a resume needs too (--plugin-path DIR), for the resume command
 };
 
 // Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
 // (recipe.toml, metrics.jsonl, checkpoints/, resumes.jsonl). The folder is locked for the whole run
 // (run_folder.h); an existing one is refused unless resumed or overwritten, and a resume may change only the keys
 // resume_may_change() allows. Fault point: run.locked (the folder is locked and its recipe.toml written).
+// SIGINT/SIGTERM during training (stop_signals.h): the current step finishes, a checkpoint is written, the command
+// that continues the run is logged, and it returns Ok with stop_signal() set (no adapter/model folder is written).
 Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options = {});
 
 }  // namespace loft

@@ -39,6 +39,9 @@ struct TrainConfig {
   int64_t profile_step = 0;  // > 0: this step runs under the profiler (trace in <run>/profile/)
   int64_t pack_length = 0;  // > 0: each micro-batch's examples packed into rows of at most this many tokens
   int64_t keep_last = 2;  // checkpoints kept in <run>/checkpoints (>= 1): the newest, including the last one written
+  // Steps in a row whose loss or gradient norm is NaN/Inf that are skipped (no update: weights, optimizer state and
+  // its step count untouched); the next one in a row stops the run with a checkpoint. 0: stop at the first.
+  int64_t max_nonfinite_steps = 3;
 
   static StatusOr<TrainConfig> from_options(const Options& train);
 };
@@ -53,7 +56,8 @@ struct StepMetrics {
   int64_t label_tokens = 0;
   double peak_gpu_bytes = 0;
   double peak_host_bytes = 0;
-  bool skipped = false;  // fp16 overflow: step skipped, loss scale halved
+  bool skipped = false;    // no update this step: fp16 overflow (loss scale halved) or a non-finite step
+  bool nonfinite = false;  // the loss or the gradient norm was NaN/Inf (the update was skipped)
   std::string profile;   // the profiled step only: the table of where its time went (see train.profile_step)
 };
 
@@ -62,11 +66,24 @@ struct StepMetrics {
 Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params,
                               const std::filesystem::path& file);
 
+// The name of the first floating-point tensor of `tensors` that holds a NaN or an infinity, or "" when all are finite.
+// One copy to the host per device the tensors live on.
+std::string first_nonfinite_tensor(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
+
+// Rewrites `file` (a metrics.jsonl) atomically without the records of steps after `step` and without a torn last line
+// (one a crash cut short); the number of records dropped. Nothing is written when nothing is dropped, nor when `file`
+// is absent or not a regular file.
+StatusOr<int64_t> truncate_metrics(const std::filesystem::path& file, int64_t step);
+
 // The checkpoint folder named by `run_dir`/checkpoints/latest (what Trainer::save_checkpoint publishes); when that
 // is missing or names a missing or incomplete folder, the newest complete checkpoint, with a warning
 // (checkpoint_folder.cpp). kNotFound when there is none: the message says whether the folder is a run folder.
 StatusOr<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
 
+// Fault injection for tests, read from the environment when a Trainer is made (unset: no effect):
+//   LOFT_FAULT_NONFINITE_STEPS=3,5  the loss of these (1-based) optimizer steps is multiplied by NaN before backward
+//   LOFT_FAULT_HOLD_AFTER_STEP=N    after step N, train_until waits until the stop check returns true
+//   LOFT_FAULT_HANG_AFTER_STEP=N    after step N, train_until never returns (a step that does not end)
 class Trainer {
  public:
   // `run_dir` receives metrics.jsonl and checkpoints/. `device` is where batches go. Trains `groups` (resolved by
@@ -85,13 +102,20 @@ class Trainer {
   int64_t step() const { return step_; }
 
   // Trains until total_steps(); calls `on_step` after each logged step. Writes a checkpoint every save_every steps
-  // and at the end (once: not again when the last step was just saved or loaded).
+  // and at the end (once: not again when the last step was just saved or loaded). metrics.jsonl first loses any
+  // record after step() (see truncate_metrics), then gets one line per logged step and per non-finite step; a failed
+  // write stops training with an IoError (the last checkpoint stays). More than config.max_nonfinite_steps
+  // non-finite steps in a row: a checkpoint of the current step (its weights are those of the last finite step), then
+  // an Internal error naming the step.
   Status train(const std::function<void(const StepMetrics&)>& on_step = {}) { return train_until(total_steps_, on_step); }
   // The same, stopping after optimizer step `last_step` (a checkpoint is written there).
   Status train_until(int64_t last_step, const std::function<void(const StepMetrics&)>& on_step = {});
   // Called after every step (logged or not), before any checkpoint of that step; an error stops training with it
   // (the last checkpoint written stays the newest). For checks such as [budget]'s host memory.
   void set_step_check(std::function<Status(int64_t step)> check) { step_check_ = std::move(check); }
+  // Polled after every step: once it returns true, train_until writes a checkpoint of the step just finished and
+  // returns Ok with step() < last_step (see stop_signals.h for SIGINT/SIGTERM).
+  void set_stop_check(std::function<bool()> stop_requested) { stop_requested_ = std::move(stop_requested); }
 
   // Resumes from a checkpoint folder written by save_checkpoint (trainable tensors, optimizer, step, RNG).
   Status load_checkpoint(const std::filesystem::path& dir);
@@ -115,6 +139,7 @@ class Trainer {
   int64_t total_steps_ = 0;
   int64_t step_ = 0;
   int64_t saved_step_ = -1;  // the step of the checkpoint last written or loaded: never written twice
+  std::function<bool()> stop_requested_;
   std::unique_ptr<State> state_;
 };
 
