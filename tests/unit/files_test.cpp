@@ -110,5 +110,27 @@ TEST_F(FilesTest, RemoveTreeDeletesEverythingButNotWhatLinksPointTo) {
   EXPECT_TRUE(remove_tree(root_ / "gone").ok());  // absent: nothing to do
 }
 
+// replace_directory puts a staged folder in place over nothing, an empty folder or a full one (exchanged: the old
+// contents are deleted afterwards, never before); a missing staged folder is an error that leaves the target alone.
+TEST_F(FilesTest, ReplaceDirectoryPutsAStagedFolderInPlaceWhole) {
+  const auto target = root_ / "target";
+  for (const char* before : {"absent", "empty", "full"}) {
+    SCOPED_TRACE(before);
+    ASSERT_TRUE(remove_tree(target).ok());
+    if (std::string(before) != "absent") ASSERT_TRUE(fs::create_directories(target).ok());
+    if (std::string(before) == "full") write(target / "old", "old");
+    ASSERT_TRUE(fs::create_directories(root_ / "staged").ok());
+    write(root_ / "staged" / "new", "new");
+    ASSERT_TRUE(fs::replace_directory(root_ / "staged", target).ok());
+    EXPECT_TRUE(fs::exists(target / "new"));
+    EXPECT_FALSE(fs::exists(target / "old"));
+    EXPECT_FALSE(fs::exists(root_ / "staged"));
+  }
+  EXPECT_FALSE(fs::replace_directory(root_ / "missing", target).ok());
+  EXPECT_TRUE(fs::exists(target / "new"));
+  EXPECT_TRUE(fs::sync_directory(target).ok());
+  EXPECT_FALSE(fs::sync_directory(root_ / "missing").ok());
+}
+
 }  // namespace
 }  // namespace loft
