@@ -87,7 +87,7 @@ wait "${pids[@]}" 2>/dev/null
 saved=$(cat "$work/runs/a/recipe.toml")
 expect 2 'train\.lr: 0\.002 -> 0\.001' resume_lr -- run output.name=a --resume "$work/runs/a" train.lr=1e-3 \
   train.batch_size=4 model.dtype=bf16 dataset.limit=64 peft.type=lora
-for key in 'train\.batch_size: 2 -> 4' 'model\.dtype: "fp32" -> "bf16"' 'dataset\.size: 32 -> 64' \
+for key in 'train\.batch_size: 2 -> 4' 'model\.dtype: "fp32" -> "bf16"' 'dataset\.limit: 32 -> 64' \
            'peft\.type: "full" -> "lora"'; do
   grep -Eq -- "$key" "$work/resume_lr.log" || fail "the refusal does not list $key"
 done
