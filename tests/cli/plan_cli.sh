@@ -53,16 +53,16 @@ batch=$(sed -n 's/^batch_size = //p' "$tmp/fit.toml"); accum=$(sed -n 's/^grad_a
 [ "$((batch * accum))" = 16 ] || fail "fit changed the effective batch: batch_size $batch x grad_accum $accum != 16"
 expect 0 '"choice"' -- "$loft" plan --fit "$demo" budget.host_memory=2GiB --json --out "$tmp/fit2.toml"
 # A tighter budget moves to recompute or smaller micro-batches, and the prediction fits it.
-"$loft" plan --fit "$demo" budget.host_memory=420MiB train.grad_accum=2 --json --out "$tmp/tight.toml" >"$tmp/tight.json" 2>"$tmp/err" \
+"$loft" plan --fit "$demo" budget.host_memory=440MiB train.grad_accum=2 --json --out "$tmp/tight.toml" >"$tmp/tight.json" 2>"$tmp/err" \
   || fail "tight fit exited $?: $(cat "$tmp/err")"
 "$python" -c "
 import json, sys
 p = json.load(open('$tmp/tight.json'))
-assert p['host']['total_bytes'] <= 420 << 20, p['host']
+assert p['host']['total_bytes'] <= 0.95 * (440 << 20), p['host']
 print('ok: tight fit', p['fit']['choice'])" || failures=$((failures + 1))
 
 # loft run --fit: fits, then runs the fitted recipe; the run folder keeps it.
-expect 0 'fit: micro-batch' -- "$loft" run --fit "$demo" budget.host_memory=420MiB train.grad_accum=2 train.max_steps=2 \
+expect 0 'fit: micro-batch' -- "$loft" run --fit "$demo" budget.host_memory=440MiB train.grad_accum=2 train.max_steps=2 \
   output.dir="$tmp/runs" output.name=fitted
 recorded=$(sed -n 's/^batch_size = //p' "$tmp/runs/fitted/recipe.toml")
 [ "$recorded" = "$(sed -n 's/^batch_size = //p' "$tmp/tight.toml")" ] \
@@ -78,7 +78,7 @@ expect 2 'nothing fits .*budget .*Raise the budget' -- "$loft" plan --fit "$demo
 expect 2 '--out goes with --fit' -- "$loft" plan "$demo" --out "$tmp/x.toml"
 expect 2 'name exactly one recipe' -- "$loft" plan
 expect 2 "budget.gpu_memory: 'lots' is not a size" -- "$loft" plan "$demo" budget.gpu_memory=lots
-expect 2 'config.json: cannot open' -- "$loft" plan "$demo" model.path=/nonexistent
+expect 2 'model.path = "/nonexistent" does not exist' -- "$loft" plan "$demo" model.path=/nonexistent
 expect 2 'no such recipe file' -- "$loft" plan /nonexistent.toml
 expect 2 "unknown key 'bacth_size'" -- "$loft" plan "$demo" train.bacth_size=2
 expect 2 'unrecognised option|unrecognized option' -- "$loft" plan "$demo" --bogus

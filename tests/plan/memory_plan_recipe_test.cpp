@@ -118,7 +118,7 @@ dtype = "fp32"
 device = "cpu"
 [dataset]
 type = "synthetic"
-size = 64
+limit = 64
 max_length = 40
 [train]
 batch_size = 4

@@ -161,9 +161,17 @@ RecipePlan plan_with(const PlanComponents& pc, const PlanSetup& setup) {
   return plan;
 }
 
+// --fit keeps 5% of each budget as a margin for the prediction's error: [budget] is enforced, so a choice predicted
+// to use 99% of it would stop the run as soon as the real peak came out a little higher (the demo's host RSS came
+// out 3.3% above its prediction: `ctest -R cli.plan`).
+constexpr double kFitMargin = 0.95;
+
 bool fits(const RecipePlan& p) {
-  const bool gpu_ok = p.gpu_budget == 0 || p.memory.device != "cuda" || p.memory.gpu_total_bytes <= p.gpu_budget;
-  const bool host_ok = p.host_budget == 0 || p.memory.host_total_bytes <= p.host_budget;
+  const auto within = [](uint64_t bytes, uint64_t budget) {
+    return static_cast<double>(bytes) <= kFitMargin * static_cast<double>(budget);
+  };
+  const bool gpu_ok = p.gpu_budget == 0 || p.memory.device != "cuda" || within(p.memory.gpu_total_bytes, p.gpu_budget);
+  const bool host_ok = p.host_budget == 0 || within(p.memory.host_total_bytes, p.host_budget);
   return gpu_ok && host_ok;
 }
 

@@ -67,7 +67,7 @@ Parts parse_parts(const loft::Options& o) {
 class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMemoryPlan {
  public:
   // Touches no device: `loft plan` creates the strategy to ask for its layout, maybe on a machine without a GPU.
-  Zero3Offload(c10::Device device, Parts parts) : device_(device), parts_(parts) {}
+  Zero3Offload(c10::Device device, Parts parts, const loft::LogSink& log) : device_(device), parts_(parts), log_(&log) {}
 
   // Outside any step: the side streams may still be reading the arena or writing buffers that die with us.
   ~Zero3Offload() override {
@@ -113,6 +113,11 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
   }
 
   void place(const std::vector<loft::BlockResidency>& units) override {
+    // Said here, not at creation: `loft plan --fit` creates one strategy per candidate layout and places none.
+    log_->info("offload/zero3: params {}, activations {}, optimizer {}, recompute {}, prefetch {} block(s)",
+               parts_.params ? "streamed from pinned host" : "resident", parts_.activations ? "to pinned host" : "kept",
+               parts_.optimizer ? "on host (optimizer/adamw_cpu)" : "not offloaded", parts_.recompute ? "on" : "off",
+               parts_.prefetch_blocks);
     make_streams();
     std::vector<loft::BlockResidency> resident;
     std::vector<const loft::BlockResidency*> streamed;
@@ -386,6 +391,7 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
 
   c10::Device device_;
   Parts parts_;
+  const loft::LogSink* log_;  // the host context's; it outlives every plugin object
   std::optional<c10::cuda::CUDAStream> h2d_, d2h_;  // CUDA runs: host -> device, device -> host
   std::unique_ptr<loft::PinnedArena> arena_;
   std::vector<Block> blocks_;                        // by block index
@@ -398,11 +404,7 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
 void register_plugin(loft::Registrar& registrar) {
   registrar.add_offload("zero3", [](const loft::HostContext& ctx, const loft::Options& options) {
     const Parts parts = parse_parts(options);
-    ctx.log().info("offload/zero3: params {}, activations {}, optimizer {}, recompute {}, prefetch {} block(s)",
-                   parts.params ? "streamed from pinned host" : "resident",
-                   parts.activations ? "to pinned host" : "kept", parts.optimizer ? "on host (optimizer/adamw_cpu)" : "not offloaded",
-                   parts.recompute ? "on" : "off", parts.prefetch_blocks);
-    return std::make_unique<Zero3Offload>(ctx.device(), parts);
+    return std::make_unique<Zero3Offload>(ctx.device(), parts, ctx.log());
   });
 }
 
