@@ -77,16 +77,25 @@ std::string format_bytes(uint64_t bytes) {
   return fmt::format("{} B", bytes);
 }
 
-std::string over_budget_message(const std::string& what, const std::string& key, uint64_t cap, uint64_t in_use,
-                                std::vector<MemoryUse> uses, const std::string& fix) {
+namespace {
+
+// "a 1.2 GiB, b 300 MiB, ...": the categories by size, the largest first, zero-sized ones left out.
+std::string largest_first(std::vector<MemoryUse> uses) {
   std::stable_sort(uses.begin(), uses.end(), [](const MemoryUse& a, const MemoryUse& b) { return a.bytes > b.bytes; });
   std::string largest;
   for (const auto& u : uses) {
     if (u.bytes == 0) continue;
     largest += fmt::format("{}{} {}", largest.empty() ? "" : ", ", u.category, format_bytes(u.bytes));
   }
+  return largest.empty() ? "(nothing measured)" : largest;
+}
+
+}  // namespace
+
+std::string over_budget_message(const std::string& what, const std::string& key, uint64_t cap, uint64_t in_use,
+                                std::vector<MemoryUse> uses, const std::string& fix) {
   return fmt::format("{} over budget.{} = {}: {} in use; largest: {}. {}", what, key, format_bytes(cap),
-                     format_bytes(in_use), largest.empty() ? "(nothing measured)" : largest, fix);
+                     format_bytes(in_use), largest_first(std::move(uses)), fix);
 }
 
 MemoryGuard::MemoryGuard(MemoryBudget budget, c10::Device device) : budget_(budget), device_(device) {}
@@ -231,18 +240,12 @@ std::string MemoryGuard::describe_gpu_oom(const std::string& allocator_message) 
   const std::string fix =
       "Lower train.batch_size or dataset.max_length, turn on recompute ([offload] type = \"checkpoint\") or offload "
       "(\"zero3\"), or quantize the base weights ([quantizer] type = \"int8\" or \"nf4\").";
+  std::vector<MemoryUse> uses = device_.is_cuda() ? gpu_uses() : std::vector<MemoryUse>{};
   if (cap == 0) {
-    std::vector<MemoryUse> uses = device_.is_cuda() ? gpu_uses() : std::vector<MemoryUse>{};
-    std::stable_sort(uses.begin(), uses.end(), [](const MemoryUse& a, const MemoryUse& b) { return a.bytes > b.bytes; });
-    std::string largest;
-    for (const auto& u : uses) {
-      if (u.bytes) largest += fmt::format("{}{} {}", largest.empty() ? "" : ", ", u.category, format_bytes(u.bytes));
-    }
     return fmt::format("out of GPU memory{}: {} in use at the peak; largest: {}. {}", request, format_bytes(in_use),
-                       largest.empty() ? "(nothing measured)" : largest, fix);
+                       largest_first(std::move(uses)), fix);
   }
-  return over_budget_message("GPU memory" + request, "gpu_memory", cap, in_use, device_.is_cuda() ? gpu_uses()
-                                                                                   : std::vector<MemoryUse>{}, fix);
+  return over_budget_message("GPU memory" + request, "gpu_memory", cap, in_use, std::move(uses), fix);
 }
 
 }  // namespace loft
