@@ -46,8 +46,18 @@ TEST(ChunkedLoss, MatchesTheUnchunkedComputationInFloat32) {
   auto g_whole = torch::autograd::grad({whole}, {hidden})[0];
   auto chunked = chunked_linear_cross_entropy(hidden, weight, labels, 5);
   auto g_chunked = torch::autograd::grad({chunked}, {hidden})[0];
-  // Only GEMM blocking and summation order differ between chunkings.
-  EXPECT_TRUE(torch::allclose(g_whole, g_chunked, 1e-5, 1e-5));
+  // Only GEMM blocking and summation order differ between chunkings, and the blocking depends on the CPU (AVX2 vs
+  // AVX-512 kernels), so both are held to the float64 result within a float32 rounding bound scaled by the gradient's
+  // size, not to each other bit for bit.
+  auto hidden64 = hidden.detach().to(torch::kDouble).requires_grad_(true);
+  auto ref64 = torch::nn::functional::cross_entropy(
+      torch::matmul(hidden64, weight.to(torch::kDouble).t()), labels,
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  auto g_ref = torch::autograd::grad({ref64}, {hidden64})[0];
+  const double scale = g_ref.abs().max().item<double>();
+  const double bound = 1e-5 * scale;  // ~ 500 terms x float32 epsilon, far below any real error (wrong chunk: O(scale))
+  EXPECT_LT((g_whole.to(torch::kDouble) - g_ref).abs().max().item<double>(), bound);
+  EXPECT_LT((g_chunked.to(torch::kDouble) - g_ref).abs().max().item<double>(), bound);
   EXPECT_NEAR(whole.item<float>(), chunked.item<float>(), 1e-3);
 }
 
