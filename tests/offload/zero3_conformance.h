@@ -94,11 +94,14 @@ class Zero3Fixture : public ResidencyFixture {
     std::string offload = "none";
     Options offload_options;
     std::string optimizer = "adamw";
+    std::string peft = "lora";  // or "dora"
     int64_t layers = 4;
     int64_t steps = 2;
     std::function<std::unique_ptr<OffloadStrategy>(OffloadStrategy&)> wrap;
     // When set, runs each step's forward and backward (after zero_grad): lets a test measure or constrain them.
     std::function<void(int64_t step, const std::function<void()>& forward_backward)> checked_step;
+    // When set, sees every linear the quantizer makes, as it made it (before the model moves it to its home).
+    std::function<void(const std::string& site, QuantizedLinear& linear)> made;
     // When set, changes the model's shape (small_config with `layers` blocks otherwise).
     std::function<void(Qwen2Config&)> configure;
   };
@@ -126,10 +129,10 @@ class Zero3Fixture : public ResidencyFixture {
     RunContext ctx(setup.device, c10::kFloat, 77);
     auto q = registry_.create_quantizer(setup.quantizer, ctx, defaults("quantizer", setup.quantizer));
     EXPECT_TRUE(q.ok()) << q.status().message();
-    auto lora_values = defaults("peft", "lora").values();
+    auto lora_values = defaults("peft", setup.peft).values();
     lora_values["init"] = std::string("random");
     lora_values["dropout"] = 0.1;  // recomputed blocks must replay the dropout draws
-    auto peft = registry_.create_peft("lora", ctx, Options("peft", lora_values));
+    auto peft = registry_.create_peft(setup.peft, ctx, Options("peft", lora_values));
     EXPECT_TRUE(peft.ok()) << peft.status().message();
     auto made = registry_.create_offload(setup.offload, ctx, setup.offload_options);
     EXPECT_TRUE(made.ok()) << made.status().message();
@@ -147,7 +150,11 @@ class Zero3Fixture : public ResidencyFixture {
     options.device = setup.device;
     options.attention = AttentionBackend::kMath;
     const Quantizer* quant = q.value().get();
-    options.make_linear = [quant](const at::Tensor& w, const std::string& site) { return quant->quantize(w, site); };
+    options.make_linear = [quant, made = setup.made](const at::Tensor& w, const std::string& site) {
+      std::unique_ptr<QuantizedLinear> linear = quant->quantize(w, site);
+      if (made && linear) made(site, *linear);
+      return linear;
+    };
     options.peft = peft.value().get();
     options.offload = offload;
     Qwen2Config config = testing::small_config();

@@ -427,6 +427,11 @@ std::unique_ptr<Qwen2Model::Impl> build(const Qwen2Config& config, const ModelOp
     param_unit(impl->final_norm, UnitKind::kFinalNorm, final_norm_unit);
     if (!config.tie_word_embeddings) param_unit(impl->lm_head, UnitKind::kLmHead, final_norm_unit + 1);
     options.offload->place(residency);
+    // place() may have replaced the bias tensors through the pointers above: the sites show the model's own again,
+    // so that no stale copy keeps a streamed block's original storage alive.
+    for (auto& block : impl->blocks) {
+      for (Linear* l : block->linears()) l->site.bias = l->bias;
+    }
   }
 
   // RoPE inverse frequencies exactly as transformers computes them (fp32, on the CPU at init).

@@ -171,9 +171,12 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
       for (Entry& e : blocks_[static_cast<size_t>(u->index)].entries) {
         at::Tensor* t = sources[next++];
         e.master = arena_->copy_in(*t);
-        // Until place() returns the tensor object may be replaced; from here on only its bytes change.
-        *t = at::empty(t->sizes(), t->options().device(device_));
-        e.tensor = *t;
+        // Until place() returns the tensor object may be replaced; from here on only its bytes change. It starts
+        // with no bytes (allocating them only to release them would cost the run device the largest tensor).
+        at::Tensor placed = at::empty({0}, t->options().device(device_));
+        placed.unsafeGetTensorImpl()->set_sizes_contiguous(t->sizes());
+        *t = placed;  // the model's tensor from the home was its only holder: freed here
+        e.tensor = std::move(placed);
         loft::release_storage(e.tensor);
       }
     }

@@ -109,9 +109,15 @@ std::string shape_of(const at::Tensor& t) { return fmt::format("[{}]", fmt::join
 class LoraAdapter final : public Adapter {
  public:
   LoraAdapter(std::shared_ptr<const LoraConfig> shared, const LinearSite& site)
-      : shared_(std::move(shared)), config_(*shared_), base_(site.base), bias_(site.bias), scaling_(config_.scaling()) {
+      : shared_(std::move(shared)), config_(*shared_), base_(site.base), scaling_(config_.scaling()) {
     const LoraConfig& config = config_;
     TORCH_CHECK(base_ != nullptr, config.plugin(), ": site '", site.name, "' has no base weight");
+    // DoRA's own copy of the (small) frozen bias, on the run device. Not site.bias itself: the host moves that
+    // tensor home and an offload strategy may replace it and stream its bytes, so a reference here would keep its
+    // original storage alive (on the GPU, for every streamed block).
+    if (config.dora && site.bias.defined()) {
+      bias_ = site.bias.detach().to(site.bias.options().device(config.device), /*non_blocking=*/false, /*copy=*/true);
+    }
     at::NoGradGuard no_grad;
     at::Generator gen = at::detail::createCPUGenerator(site_seed(config.seed, site.name));
     const auto f32 = at::TensorOptions().dtype(at::kFloat);
@@ -238,7 +244,7 @@ class LoraAdapter final : public Adapter {
   std::shared_ptr<const LoraConfig> shared_;  // adapters may outlive the method
   const LoraConfig& config_;
   const QuantizedLinear* base_;
-  at::Tensor bias_;
+  at::Tensor bias_;          // DoRA only: a copy of the frozen bias (see the constructor)
   double scaling_;
   at::Tensor lora_a_;       // [r, in], fp32 master
   at::Tensor lora_b_;       // [out, r], fp32 master
