@@ -40,3 +40,18 @@ with zipfile.ZipFile(path) as src:
 os.replace(path + ".tmp", path)
 print(f"fetch_device_debs: {os.path.basename(path)} trimmed to {os.path.getsize(path) / 1e6:.1f} MB (CPU + CUDA 13 libraries)")
 PY
+
+# DeepSpeed for bench/e2e/zero3_vs_resident.sh's ZeRO-3 peer (../shared/peers/ds_zero3_lora.py): an sdist, built here
+# into a py3-none wheel with CUDA recorded as its accelerator and no ops prebuilt (DeepSpeedCPUAdam JIT-builds on the GPU
+# machine; the bench uses --optimizer torch), plus its dependencies the GPU machine's Python 3.12 may lack.
+if ! ls .deps/wheels/deepspeed-*.whl >/dev/null 2>&1; then
+  ds=$(mktemp -d)
+  "$python" -m pip download -q --no-deps --no-binary=:all: deepspeed==0.19.8 -d "$ds"
+  "$python" -m pip install -q wheel
+  DS_ACCELERATOR=cuda DS_BUILD_OPS=0 "$python" -m pip wheel -q --no-deps --no-build-isolation "$ds"/deepspeed-*.tar.gz -w .deps/wheels
+  rm -rf "$ds"
+fi
+"$python" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+  -d .deps/wheels hjson py-cpuinfo msgpack einops psutil pydantic pydantic_core annotated_types typing_inspection \
+  typing_extensions ninja

@@ -13,6 +13,10 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 SHAPES = {  # config.json fields of the real models (no weights can be downloaded; shapes are public)
     "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=False, rope_theta=10000.0),
+    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False, rope_theta=1000000.0),
+    "14b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=48, num_attention_heads=40,
+                num_key_value_heads=8, vocab_size=152064, tie_word_embeddings=False, rope_theta=1000000.0),
     # For checking the bench scripts on a CPU: the same structure (GQA, untied head, in_features multiples of 64),
     # the demo tokenizer's vocabulary.
     "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,

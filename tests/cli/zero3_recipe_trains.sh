@@ -57,4 +57,32 @@ first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
 print(f"seed recipe with offload/zero3: loss {first:.3f} -> {last:.3f}")
 assert last < first - 0.25, f"loss did not fall by 0.25: {first:.3f} -> {last:.3f}"
 PY
+
+# A zero3 run merges: the model is built resident for the merge (streamed weights are readable only inside their
+# blocks), and the merged weights equal those of the same adapter merged into a model built without offload.
+"$loft" merge "$run" --out "$work/merged" 2>&1 | tee "$work/merge.txt"
+grep -q 'merge: \[offload\] type = "zero3" does not apply to merging' "$work/merge.txt" ||
+  { echo "FAIL: merge did not say it builds the model resident"; exit 1; }
+"$python" - "$work/zero3.toml" "$work/resident.toml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text, n = re.subn(r'\[offload\]\n(?:[^\[\n][^\n]*\n|\n)*?(?=\n\[|$)', '[offload]\ntype = "none"\n', text)
+assert n == 1, "no [offload] section"
+open(sys.argv[2], "w").write(text.replace('type = "adamw_cpu"', 'type = "adamw"'))
+PY
+"$loft" merge "$work/resident.toml" "${overrides[@]}" peft.adapter_path="$run/adapter" --out "$work/merged_none" 2>&1 |
+  tail -2
+"$python" - "$work/merged" "$work/merged_none" <<'PY'
+import sys
+from safetensors.torch import load_file
+import glob, os
+a = {}
+b = {}
+for f in glob.glob(os.path.join(sys.argv[1], "*.safetensors")): a.update(load_file(f))
+for f in glob.glob(os.path.join(sys.argv[2], "*.safetensors")): b.update(load_file(f))
+assert a.keys() == b.keys() and a, f"different tensors: {sorted(set(a) ^ set(b))[:5]}"
+bad = [k for k in a if not (a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and (a[k] == b[k]).all())]
+assert not bad, f"merged weights differ from the resident merge: {bad[:5]}"
+print(f"zero3 run merged: {len(a)} tensors equal to the resident merge")
+PY
 echo "PASS"

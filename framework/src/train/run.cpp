@@ -331,7 +331,17 @@ Status merge_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, cons
   SessionOptions options;
   options.tokenizer = false;
   options.trained_run = run_dir;
-  auto session = open_session(recipe, registry, options);
+  // Merging reads every frozen weight at once, outside any block's forward: a strategy that streams weights from the
+  // host (offload/zero3) leaves them unreadable there, so a merge always builds the model resident. Offloading changes
+  // no numerics, so the merged weights are the same.
+  ResolvedRecipe resident = recipe;
+  if (resident.plugin_types.at("offload") != "none") {
+    spdlog::info("merge: [offload] type = \"{}\" does not apply to merging; the model is built resident (offload/none)",
+                 resident.plugin_types.at("offload"));
+    resident.plugin_types["offload"] = "none";
+    resident.sections["offload"] = Options("offload", {});  // offload/none has no options
+  }
+  auto session = open_session(resident, registry, options);
   if (!session.ok()) return session.status();
   const Session& s = session.value();
   std::string source = s.trained_file.empty() ? recipe.sections.at("peft").string("adapter_path") : s.trained_file.string();

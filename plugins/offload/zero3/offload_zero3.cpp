@@ -1,6 +1,8 @@
 // offload/zero3: ZeRO-3-style offload through the SDK's offload contract, each part on or off.
 //  - params: every decoder block's frozen storage (QuantizedLinear::visit_storage: dense, int8, nf4; biases, norms)
-//    lives in one exactly-sized PinnedArena. prefetch_blocks + 1 reusable device buffers, each the size of the largest
+//    lives in its own exactly-sized PinnedArena; place() fills them block by block, letting go of each block as built
+//    once it is copied, so the model is never whole in host memory twice (a single arena for all blocks was: pinned,
+//    it is resident from its allocation on). prefetch_blocks + 1 reusable device buffers, each the size of the largest
 //    block, take turns (block b uses buffer b % buffers). A block is copied host -> device on a side stream when the
 //    block `prefetch_blocks` before it in execution order reaches its Pre stage (forward: b - k, backward: b + k); the
 //    compute stream waits on the copy's event before the block reads it, and a buffer is refilled only after an
@@ -120,67 +122,27 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
                parts_.prefetch_blocks);
     make_streams();
     std::vector<loft::BlockResidency> resident;
-    std::vector<const loft::BlockResidency*> streamed;
-    int64_t last_index = -1;
+    int64_t streamed = 0;
     for (const auto& u : units) {
-      if (u.kind == loft::UnitKind::kBlock) last_index = std::max(last_index, u.index);
       if (u.kind == loft::UnitKind::kBlock && u.home == loft::Home::kPinnedHost) {
-        streamed.push_back(&u);
+        take_block(u);
+        ++streamed;
       } else {
         resident.push_back(u);
       }
     }
     loft::place_all_on(resident, device_);
-    blocks_.resize(static_cast<size_t>(last_index + 1));
+    int64_t last_index = -1;
+    for (const auto& u : units) {
+      if (u.kind == loft::UnitKind::kBlock) last_index = std::max(last_index, u.index);
+    }
+    if (static_cast<int64_t>(blocks_.size()) < last_index + 1) blocks_.resize(static_cast<size_t>(last_index + 1));
     inputs_.resize(static_cast<size_t>(last_index + 1));
-    if (streamed.empty()) return;
+    if (streamed == 0) return;
 
-    // Every streamed tensor, by block, and its offset inside a device buffer.
-    std::vector<at::Tensor*> sources;
-    std::vector<int64_t> sizes;
     int64_t buffer_bytes = 0;
-    for (const loft::BlockResidency* u : streamed) {
-      Block& block = blocks_.at(static_cast<size_t>(u->index));
-      TORCH_CHECK(!block.streamed, "offload/zero3: block ", u->index, " was offered twice");
-      block.streamed = true;
-      std::vector<at::Tensor*> mine;
-      for (loft::QuantizedLinear* linear : u->frozen_linears) {
-        const bool visited = linear->visit_storage([&](std::string_view, at::Tensor& t) { mine.push_back(&t); });
-        TORCH_CHECK(visited, "offload/zero3: a frozen linear of block ", u->index,
-                    " does not expose its storage (QuantizedLinear::visit_storage), so it cannot be streamed; set "
-                    "offload.params = false or use a quantizer whose linears do");
-      }
-      for (at::Tensor* t : u->frozen_tensors) {
-        if (t->defined()) mine.push_back(t);
-      }
-      int64_t offset = 0;
-      for (at::Tensor* t : mine) {
-        TORCH_CHECK(t->is_contiguous(), "offload/zero3: a frozen tensor of block ", u->index, " is not contiguous");
-        Entry e;
-        e.offset = offset;
-        offset += loft::PinnedArena::slot_bytes(static_cast<int64_t>(t->nbytes()));
-        block.entries.push_back(std::move(e));
-        sources.push_back(t);
-        sizes.push_back(static_cast<int64_t>(t->nbytes()));
-      }
-      buffer_bytes = std::max(buffer_bytes, offset);
-    }
-    arena_ = std::make_unique<loft::PinnedArena>(loft::PinnedArena::capacity_for(sizes));
-    size_t next = 0;
-    for (const loft::BlockResidency* u : streamed) {
-      for (Entry& e : blocks_[static_cast<size_t>(u->index)].entries) {
-        at::Tensor* t = sources[next++];
-        e.master = arena_->copy_in(*t);
-        // Until place() returns the tensor object may be replaced; from here on only its bytes change. It starts
-        // with no bytes (allocating them only to release them would cost the run device the largest tensor).
-        at::Tensor placed = at::empty({0}, t->options().device(device_));
-        placed.unsafeGetTensorImpl()->set_sizes_contiguous(t->sizes());
-        *t = placed;  // the model's tensor from the home was its only holder: freed here
-        e.tensor = std::move(placed);
-        loft::release_storage(e.tensor);
-      }
-    }
-    const int64_t buffers = std::min<int64_t>(parts_.prefetch_blocks + 1, static_cast<int64_t>(streamed.size()));
+    for (const Block& block : blocks_) buffer_bytes = std::max(buffer_bytes, block.bytes);
+    const int64_t buffers = std::min<int64_t>(parts_.prefetch_blocks + 1, streamed);
     for (int64_t i = 0; i < buffers; ++i) {
       Buffer b;
       b.bytes = at::empty({std::max<int64_t>(buffer_bytes, 1)}, at::TensorOptions().dtype(at::kByte).device(device_));
@@ -199,7 +161,8 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
         block.views.push_back(std::move(views));
       }
     }
-    stats_.arena_bytes = arena_->capacity_bytes();
+    stats_.arena_bytes = 0;
+    for (const Block& block : blocks_) stats_.arena_bytes += block.arena ? block.arena->capacity_bytes() : 0;
     stats_.device_buffers = buffers;
     stats_.device_buffer_bytes = buffer_bytes;
   }
@@ -247,6 +210,8 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
   };
   struct Block {
     bool streamed = false;
+    std::unique_ptr<loft::PinnedArena> arena;  // its frozen storage, exactly sized (streamed blocks)
+    int64_t bytes = 0;                          // what it takes in a device buffer
     bool bound = false;                        // the model's tensors point at buffers_[index % buffers]
     std::vector<Entry> entries;
     std::vector<std::vector<at::Tensor>> views;  // [buffer][entry]
@@ -262,6 +227,50 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
     at::Tensor device;  // on its way back (or back), before kRecomputePre hands it over
     at::cuda::CUDAEvent produced, offloaded, ready;
   };
+
+  // Block u's frozen storage (quantized linears' tensors, biases, norms) into a pinned arena of exactly its size. The
+  // model's tensors as built are let go of at once: they become empty tensors of the same sizes on the run device,
+  // refilled from a device buffer while the block runs (allocating their bytes only to release them would cost the
+  // run device the largest tensor).
+  void take_block(const loft::BlockResidency& u) {
+    TORCH_CHECK(u.index >= 0, "offload/zero3: block index ", u.index, " is negative");
+    if (static_cast<int64_t>(blocks_.size()) <= u.index) blocks_.resize(static_cast<size_t>(u.index + 1));
+    Block& block = blocks_[static_cast<size_t>(u.index)];
+    TORCH_CHECK(!block.streamed, "offload/zero3: block ", u.index, " was offered twice");
+    std::vector<at::Tensor*> mine;
+    for (loft::QuantizedLinear* linear : u.frozen_linears) {
+      const bool visited = linear->visit_storage([&](std::string_view, at::Tensor& t) { mine.push_back(&t); });
+      TORCH_CHECK(visited, "offload/zero3: a frozen linear of block ", u.index,
+                  " does not expose its storage (QuantizedLinear::visit_storage), so it cannot be streamed; set "
+                  "offload.params = false or use a quantizer whose linears do");
+    }
+    for (at::Tensor* t : u.frozen_tensors) {
+      if (t->defined()) mine.push_back(t);
+    }
+    std::vector<int64_t> sizes;
+    int64_t offset = 0;
+    for (at::Tensor* t : mine) {
+      TORCH_CHECK(t->is_contiguous(), "offload/zero3: a frozen tensor of block ", u.index, " is not contiguous");
+      Entry e;
+      e.offset = offset;
+      offset += loft::PinnedArena::slot_bytes(static_cast<int64_t>(t->nbytes()));
+      block.entries.push_back(std::move(e));
+      sizes.push_back(static_cast<int64_t>(t->nbytes()));
+    }
+    block.bytes = offset;
+    block.arena = std::make_unique<loft::PinnedArena>(loft::PinnedArena::capacity_for(sizes));
+    for (size_t i = 0; i < mine.size(); ++i) {
+      at::Tensor* t = mine[i];
+      Entry& e = block.entries[i];
+      e.master = block.arena->copy_in(*t);
+      at::Tensor placed = at::empty({0}, t->options().device(device_));
+      placed.unsafeGetTensorImpl()->set_sizes_contiguous(t->sizes());
+      *t = placed;  // the model's tensor as built was its only holder: freed here
+      e.tensor = std::move(placed);
+      loft::release_storage(e.tensor);
+    }
+    block.streamed = true;
+  }
 
   bool cuda() const { return device_.is_cuda(); }
   c10::cuda::CUDAStream compute() const { return c10::cuda::getCurrentCUDAStream(device_.index()); }
@@ -396,7 +405,6 @@ class Zero3Offload final : public loft::OffloadStrategy, public loft::OffloadMem
   Parts parts_;
   const loft::LogSink* log_;  // the host context's; it outlives every plugin object
   std::optional<c10::cuda::CUDAStream> h2d_, d2h_;  // CUDA runs: host -> device, device -> host
-  std::unique_ptr<loft::PinnedArena> arena_;
   std::vector<Block> blocks_;                        // by block index
   std::vector<Buffer> buffers_;
   std::vector<SavedInput> inputs_;                   // by block index
