@@ -393,7 +393,8 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
   for (const auto& [name, section_schema] : schema) {
     auto it = recipe.sections.find(name);
     const RecipeSection* section = it == recipe.sections.end() ? nullptr : &it->second;
-    if (is_optional_section(name) && !has_eval) continue;
+    // [eval] gets its defaults when only [eval.dataset] is written; a missing [eval.dataset] is check_eval_section's.
+    if (is_optional_section(name) && (!has_eval || (!section && is_plugin_section(name)))) continue;
     std::map<std::string, OptionValue> values;
     if (!is_plugin_section(name)) {
       check_section(section, name, section_schema, "", top, base_dir, diags, values);
