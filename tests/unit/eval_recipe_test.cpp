@@ -167,6 +167,9 @@ sed = 7
   d = check(kRecipe + kEval + "[eval.extra]\nx = 1\n");
   EXPECT_NE(joined(d).find("eval.extra: expected a bool, number, string or list of strings, got a table"),
             std::string::npos) << joined(d);
+  // The same section as a quoted dotted name and as a sub-table: both are named, neither is dropped silently.
+  d = check(kRecipe + "[\"eval.dataset\"]\ntype = \"synthetic\"\n[eval.dataset]\ntype = \"jsonl\"\n");
+  EXPECT_NE(joined(d).find("section [eval.dataset] is written twice"), std::string::npos) << joined(d);
   auto recipe = parse_recipe_text(kRecipe, "r.toml");
   ASSERT_TRUE(recipe.ok());
   EXPECT_FALSE(apply_override(recipe.value(), "eval.extra.x=1", 1).ok());

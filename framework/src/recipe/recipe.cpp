@@ -60,6 +60,10 @@ void add_section(Recipe& recipe, const std::string& section_name, const toml::ta
     }
     section.entries[name] = std::move(entry);
   }
+  if (recipe.sections.count(section_name)) {  // ["eval.dataset"] beside [eval.dataset]: two tables, one section
+    recipe.problems.push_back({section.where, fmt::format("section [{}] is written twice; merge the two", section_name)});
+    return;
+  }
   recipe.sections[section_name] = std::move(section);
 }
 
