@@ -34,6 +34,7 @@ cp "$here/../../models/demo/tokenizer.json" "$work/bad_config/"
 printf '{"prompt": "p", "response": "r"}\n{"prompt": "p", "response": \n' >"$work/malformed.jsonl"
 printf '{"prompt": "p", "response": "r"}\n{"prompt": "p"}\n' >"$work/no_response.jsonl"
 printf '{"problem": "p", "solution": "\\\\boxed{1}", "level": "Level 1", "type": "Algebra"}\n' >"$work/math.jsonl"
+printf '{"prompt": "Say hi.", "response": "hi"}\n' >"$work/no_answer.jsonl"
 : >"$work/empty.jsonl"
 none_library=$(find "$(dirname "$loft")/../lib/loft/plugins/quantizer/none" -name '*.so' | head -1)
 mkdir -p "$work/outside" && cp "$none_library" "$work/outside/libescape.so"
@@ -68,6 +69,11 @@ cases=(
   'dataset/synthetic calls it `limit` now; write dataset.limit instead|dataset.size=3'
   "unknown key 'max_level' in \[dataset\] \(plugin dataset/math\): \`max_level\` is an option of dataset plugin synthetic|dataset.type=math|dataset.limit=0|dataset.path=$work/math.jsonl|dataset.max_level=2"
   "unknown key 'levels' in \[dataset\] \(plugin dataset/synthetic\): \`levels\` is an option of dataset plugin math|dataset.levels=[\"Level 1\"]"
+  "unknown key 'levels' in \[eval.dataset\] \(plugin dataset/synthetic\): \`levels\` is an option of dataset plugin math|eval.dataset.type=synthetic|eval.dataset.levels=[\"Level 1\"]"
+  'eval.dataset.path = "/nope.jsonl" does not exist|eval.dataset.type=jsonl|eval.dataset.path=/nope.jsonl'
+  '\[eval\] needs an \[eval.dataset\] section|eval.every=2'
+  'eval.limit is used only with eval.accuracy = true|eval.dataset.type=synthetic|eval.limit=4'
+  "unknown key 'evry' in \[eval\] \(did you mean 'every'\?\)|eval.dataset.type=synthetic|eval.evry=2"
 )
 for c in "${cases[@]}"; do
   IFS='|' read -r -a parts <<<"$c"
@@ -110,6 +116,8 @@ data_cases=(
   "$work/empty.jsonl: the file has no records|dataset.type=jsonl|dataset.limit=0|dataset.path=$work/empty.jsonl"
   "$work/math.jsonl: no record is left after filtering|dataset.type=math|dataset.limit=0|dataset.path=$work/math.jsonl|dataset.levels=[\"Level 5\"]"
   'types = \[\] names no problem type|dataset.types=[]'
+  "\[eval.dataset\] plugin dataset/jsonl failed to start: $work/malformed.jsonl:2:[0-9]+: malformed JSON|eval.dataset.type=jsonl|eval.dataset.path=$work/malformed.jsonl"
+  "eval.accuracy = true, but the first sample of \[eval.dataset\] \(dataset/jsonl\) has no reference answer|eval.dataset.type=jsonl|eval.dataset.path=$work/no_answer.jsonl|eval.accuracy=true"
 )
 for c in "${data_cases[@]}"; do
   IFS='|' read -r -a parts <<<"$c"
@@ -127,7 +135,7 @@ out=$("$loft" validate --schema-only "$recipe" model.path=/elsewhere dataset.typ
 
 # describe: every framework section, and every key of recipe_schema.cpp printed with its type.
 described=""
-for section in model train budget output quantizer peft offload dataset optimizer; do
+for section in model train budget output quantizer peft offload dataset optimizer eval eval.dataset; do
   out=$("$loft" plugins describe "$section" 2>&1); rc=$?
   if [ $rc != 0 ] || ! grep -q "^\[$section\]" <<<"$out"; then fail "plugins describe $section -> exit $rc" "$out"; fi
   described+=$out$'\n'

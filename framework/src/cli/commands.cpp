@@ -135,6 +135,9 @@ int cmd_validate(const std::vector<std::string>& args) {
     ResolvedRecipe resolved;
     const RecipeInputChecks inputs;
     if (load_recipe(r, overrides, registry, &resolved, schema_only ? nullptr : &inputs)) {
+      if (std::string warning = eval_not_held_out_warning(resolved); !warning.empty()) {
+        std::fprintf(stderr, "%s: warning: %s\n", r.c_str(), warning.c_str());
+      }
       std::printf("%s: ok\n", r.c_str());
     } else {
       ++failed;
@@ -227,8 +230,8 @@ int cmd_run(const std::vector<std::string>& args) {
   bool overwrite = false, fit = false;
   opts.add_options()("resume", po::value(&resume),
                      "continue the run in this folder from its latest checkpoint (the recipe may change only "
-                     "train.max_steps, epochs, save_every, keep_last, log_every, profile_step, quantizer.cache_dir "
-                     "and [budget])")(
+                     "train.max_steps, epochs, save_every, keep_last, log_every, profile_step, quantizer.cache_dir, "
+                     "[budget] and [eval] but its dataset)")(
       "stop-after", po::value(&stop_after)->default_value(0),
       "stop after this optimizer step with a checkpoint (the schedule still spans the whole run); --resume continues")(
       "overwrite", po::bool_switch(&overwrite),
@@ -330,9 +333,12 @@ int cmd_eval(const std::vector<std::string>& args) {
   auto opts = common_options(c);
   EvalOptions eval;
   std::string run_dir;
+  bool limit_given = false, budget_given = false;
   opts.add_options()("run", po::value(&run_dir), "evaluate what this run folder trained (its latest checkpoint)")(
-      "limit", po::value(&eval.limit)->default_value(100), "problems to evaluate (0: all)")(
-      "max-new-tokens", po::value(&eval.max_new_tokens)->default_value(512), "generation budget per problem")(
+      "limit", po::value(&eval.limit)->notifier([&](int64_t) { limit_given = true; }),
+      "problems to evaluate (0: all; default: the recipe's eval.limit with eval.accuracy = true, else 100)")(
+      "max-new-tokens", po::value(&eval.max_new_tokens)->notifier([&](int64_t) { budget_given = true; }),
+      "generation budget per problem (default: the recipe's eval.max_new_tokens with eval.accuracy = true, else 512)")(
       "batch-size", po::value(&eval.batch_size)->default_value(8), "prompts generated together");
   const char* usage = "loft eval RECIPE [section.key=value ...] [--run RUN_DIR] [--limit N] [--max-new-tokens N]";
   if (!parse(args, opts, c, usage)) return kExitUsage;
@@ -345,6 +351,14 @@ int cmd_eval(const std::vector<std::string>& args) {
   PluginRegistry registry;
   ResolvedRecipe recipe;
   if (!load_one_recipe("eval", c, usage, registry, &recipe)) return kExitUsage;
+  // Without the flags, what the recipe's [eval] grades at the end of a run (the keys exist with accuracy = true).
+  if (auto section = recipe.sections.find("eval"); section != recipe.sections.end()) {
+    if (!limit_given && section->second.has("limit")) eval.limit = section->second.integer("limit");
+    if (!budget_given && section->second.has("max_new_tokens")) {
+      eval.max_new_tokens = section->second.integer("max_new_tokens");
+    }
+  }
+  if (std::string warning = eval_not_held_out_warning(recipe); !warning.empty()) spdlog::warn("{}", warning);
   return finish(eval_recipe(recipe, registry, eval));
 }
 

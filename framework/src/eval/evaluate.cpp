@@ -103,31 +103,23 @@ std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
 
 }  // namespace
 
-Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options) {
-  SessionOptions session_options;
-  session_options.trained_run = options.run_dir;
-  auto session = open_session(recipe, registry, session_options);
-  if (!session.ok()) return session.status();
-  Session& s = session.value();
-  auto& c = s.components;
-  auto& lm = *s.model;
-  if (!s.trained_file.empty()) spdlog::info("evaluating the tensors trained in {}", s.trained_file.string());
-  const Tokenizer& tok = *s.tokenizer;
-  const GenerationConfig gen = greedy_config(tok, options.max_new_tokens);
-  const int64_t n = options.limit > 0 ? std::min(options.limit, c.dataset->size()) : c.dataset->size();
+StatusOr<std::vector<EvalItem>> generate_and_grade(Qwen2Model& model, const Tokenizer& tok, const Dataset& dataset,
+                                                   int64_t limit, int64_t max_new_tokens, int64_t batch_size) {
+  const GenerationConfig gen = greedy_config(tok, max_new_tokens);
+  const int64_t n = limit > 0 ? std::min(limit, dataset.size()) : dataset.size();
   std::vector<EvalItem> items;
-  for (int64_t start = 0; start < n; start += options.batch_size) {
+  for (int64_t start = 0; start < n; start += batch_size) {
     std::vector<Sample> samples;
     std::vector<std::string> prompt_texts;
     std::vector<std::vector<int64_t>> prompts;
-    for (int64_t i = start; i < std::min(n, start + options.batch_size); ++i) {
-      samples.push_back(c.dataset->get(i));
+    for (int64_t i = start; i < std::min(n, start + batch_size); ++i) {
+      samples.push_back(dataset.get(i));
       std::vector<ChatMessage> prompt(samples.back().messages.begin(), samples.back().messages.end() - 1);
       prompt_texts.push_back(tok.apply_chat_template(prompt, /*add_generation_prompt=*/true));
       auto ids = tok.encode(prompt_texts.back());
       prompts.emplace_back(ids.begin(), ids.end());
     }
-    auto out = generate(lm, prompts, gen);
+    auto out = generate(model, prompts, gen);
     if (!out.ok()) return generation_failure(out.status());
     for (size_t k = 0; k < samples.size(); ++k) {
       items.push_back(grade_generation(decode_text(tok, out.value()[k]), samples[k]));
@@ -135,16 +127,42 @@ Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const
     }
     spdlog::info("graded {}/{}", items.size(), n);
   }
-  const EvalSummary summary = summarize(items);
-  std::printf("%s", summary.table().c_str());
-  if (!options.run_dir.empty()) {
-    std::string records;
-    for (size_t i = 0; i < items.size(); ++i) records += eval_record_json(static_cast<int64_t>(i), items[i]) + "\n";
-    if (auto st = write_file_atomically(options.run_dir / "eval.jsonl", records); !st.ok()) return st;
-    if (auto st = write_file_atomically(options.run_dir / "eval.json", summary.to_json()); !st.ok()) return st;
-    spdlog::info("wrote {} (summary) and {} (every problem)", (options.run_dir / "eval.json").string(),
-                 (options.run_dir / "eval.jsonl").string());
-  }
+  return items;
+}
+
+Status write_eval_files(const fs::path& run_dir, const std::vector<EvalItem>& items) {
+  std::string records;
+  for (size_t i = 0; i < items.size(); ++i) records += eval_record_json(static_cast<int64_t>(i), items[i]) + "\n";
+  if (auto st = write_file_atomically(run_dir / "eval.jsonl", records); !st.ok()) return st;
+  if (auto st = write_file_atomically(run_dir / "eval.json", summarize(items).to_json()); !st.ok()) return st;
+  spdlog::info("wrote {} (summary) and {} (every problem)", (run_dir / "eval.json").string(),
+               (run_dir / "eval.jsonl").string());
+  return Status::Ok();
+}
+
+bool has_reference_answer(const Sample& sample) {
+  auto answer = sample.fields.find("answer");
+  if (answer != sample.fields.end() && !answer->second.empty()) return true;
+  return !sample.messages.empty() && extract_boxed_answer(sample.messages.back().content).has_value();
+}
+
+Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options) {
+  SessionOptions session_options;
+  session_options.trained_run = options.run_dir;
+  auto session = open_session(recipe, registry, session_options);
+  if (!session.ok()) return session.status();
+  Session& s = session.value();
+  if (!s.trained_file.empty()) spdlog::info("evaluating the tensors trained in {}", s.trained_file.string());
+  // The held-out [eval.dataset] when the recipe has one.
+  auto held_out = create_eval_dataset(recipe, registry, *s.components.context);
+  if (!held_out.ok()) return held_out.status();
+  const Dataset& dataset = held_out.value() ? *held_out.value() : *s.components.dataset;
+  if (held_out.value()) spdlog::info("evaluating on [eval.dataset] (dataset/{})", recipe.plugin_types.at(kEvalDatasetSection));
+  auto items = generate_and_grade(*s.model, *s.tokenizer, dataset, options.limit, options.max_new_tokens,
+                                  options.batch_size);
+  if (!items.ok()) return items.status();
+  std::printf("%s", summarize(items.value()).table().c_str());
+  if (!options.run_dir.empty()) return write_eval_files(options.run_dir, items.value());
   return Status::Ok();
 }
 

@@ -35,6 +35,38 @@ SourceLocation locate(const std::string& file, const toml::source_region& region
   return SourceLocation{file, static_cast<int>(region.begin.line), static_cast<int>(region.begin.column)};
 }
 
+// One section's entries. A sub-table that is itself a schema section ([eval.dataset] inside [eval], or
+// `dataset = {...}` written inline) becomes that section; any other table value is a problem.
+void add_section(Recipe& recipe, const std::string& section_name, const toml::table& table,
+                 const toml::source_region& where, const std::string& file) {
+  RecipeSection section;
+  section.name = section_name;
+  section.where = locate(file, where);
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    if (const auto* sub = node.as_table(); sub && framework_schema().count(section_name + "." + name)) {
+      add_section(recipe, section_name + "." + name, *sub, node.source(), file);
+      continue;
+    }
+    auto value = natural_option_value(node);
+    if (!value.ok()) {
+      recipe.problems.push_back({locate(file, node.source()),
+                                 fmt::format("{}.{}: {}", section_name, name, value.status().message())});
+      continue;
+    }
+    RecipeEntry entry{std::move(value).value(), locate(file, node.source()), {}};
+    if (const auto* array = node.as_array()) {
+      for (const auto& item : *array) entry.item_where.push_back(locate(file, item.source()));
+    }
+    section.entries[name] = std::move(entry);
+  }
+  if (recipe.sections.count(section_name)) {  // ["eval.dataset"] beside [eval.dataset]: two tables, one section
+    recipe.problems.push_back({section.where, fmt::format("section [{}] is written twice; merge the two", section_name)});
+    return;
+  }
+  recipe.sections[section_name] = std::move(section);
+}
+
 Recipe recipe_from_table(const toml::table& root, const std::string& file) {
   Recipe recipe;
   recipe.path = file;
@@ -47,24 +79,7 @@ Recipe recipe_from_table(const toml::table& root, const std::string& file) {
                                              section_name)});
       continue;
     }
-    RecipeSection section;
-    section.name = section_name;
-    section.where = locate(file, section_node.source());
-    for (const auto& [key, node] : *table) {
-      const std::string name(key.str());
-      auto value = natural_option_value(node);
-      if (!value.ok()) {
-        recipe.problems.push_back({locate(file, node.source()),
-                                   fmt::format("{}.{}: {}", section_name, name, value.status().message())});
-        continue;
-      }
-      RecipeEntry entry{std::move(value).value(), locate(file, node.source()), {}};
-      if (const auto* array = node.as_array()) {
-        for (const auto& item : *array) entry.item_where.push_back(locate(file, item.source()));
-      }
-      section.entries[name] = std::move(entry);
-    }
-    recipe.sections[section_name] = std::move(section);
+    add_section(recipe, section_name, *table, section_node.source(), file);
   }
   return recipe;
 }
@@ -153,11 +168,10 @@ bool is_path_option(const std::string& name) {
 
 // What to say after "unknown key 'k' in [kind] (plugin kind/name)": the plugin's new name for a renamed option, a
 // close option of the plugin, or the other plugins of the same kind that have that option (or a close one).
-std::string plugin_key_hint(const std::string& key, const PluginManifest& plugin, const OptionSchema& schema,
-                            const PluginRegistry& registry) {
+std::string plugin_key_hint(const std::string& key, const std::string& section, const PluginManifest& plugin,
+                            const OptionSchema& schema, const PluginRegistry& registry) {
   std::vector<std::string> known;
   for (const auto& spec : schema) known.push_back(spec.name);
-  const std::string section = plugin.kind;
   if (auto it = plugin.renamed_options.find(key); it != plugin.renamed_options.end()) {
     return fmt::format(": {} calls it `{}` now; write {}.{} instead", plugin.qualified_name(), it->second, section,
                        it->second);
@@ -183,10 +197,10 @@ std::string plugin_key_hint(const std::string& key, const PluginManifest& plugin
   if (!owners.empty()) {
     return fmt::format(": `{}` is an option of {} plugin {}, not of {}; set {}.type = \"{}\" to use it, or remove "
                        "the key",
-                       key, section, fmt::join(owners, ", "), plugin.qualified_name(), section, owners.front());
+                       key, plugin.kind, fmt::join(owners, ", "), plugin.qualified_name(), section, owners.front());
   }
   if (near_other) {
-    return fmt::format(" (did you mean '{}'? an option of {} plugin {}, not of {})", *near_other, section,
+    return fmt::format(" (did you mean '{}'? an option of {} plugin {}, not of {})", *near_other, plugin.kind,
                        fmt::join(near_owners, ", "), plugin.qualified_name());
   }
   return "";
@@ -264,9 +278,10 @@ StatusOr<Recipe> parse_recipe_file(const fs::path& path) {
 Status apply_override(Recipe& recipe, const std::string& assignment, int position) {
   const size_t eq = assignment.find('=');
   const std::string key = assignment.substr(0, eq);
-  const size_t dot = key.find('.');
-  if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == key.size() ||
-      key.find('.', dot + 1) != std::string::npos) {
+  // The key is the last dotted part; the section may be dotted itself (eval.dataset.seed=7) when the schema has it.
+  const size_t dot = key.rfind('.');
+  const bool known_section = dot != std::string::npos && (key.find('.') == dot || framework_schema().count(key.substr(0, dot)));
+  if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == key.size() || !known_section) {
     return Status::InvalidArgument(fmt::format(
         "override '{}' must look like section.key=value (for example train.max_steps=50)", assignment));
   }
@@ -334,6 +349,31 @@ std::vector<Diagnostic> check_requirements(const Recipe& recipe, const ResolvedR
   return out;
 }
 
+// [eval]: the held-out dataset must be named, and no key may be written that does nothing: limit and
+// max_new_tokens act only with accuracy = true (without it they are left out of the resolved recipe).
+void check_eval_section(const Recipe& recipe, ResolvedRecipe& resolved, const SourceLocation& top,
+                        std::vector<Diagnostic>& out) {
+  const auto written = recipe.sections.find("eval");
+  if (!recipe.sections.count(kEvalDatasetSection)) {
+    out.push_back({written != recipe.sections.end() ? written->second.where : top,
+                   "[eval] needs an [eval.dataset] section naming the held-out dataset plugin and its options, e.g. "
+                   "[eval.dataset] type = \"synthetic\", seed = 7 (or remove [eval])"});
+  }
+  auto eval = resolved.sections.find("eval");
+  if (eval == resolved.sections.end() || !eval->second.has("accuracy") || eval->second.boolean("accuracy")) return;
+  std::map<std::string, OptionValue> values = eval->second.values();
+  for (const char* key : {"limit", "max_new_tokens"}) {
+    values.erase(key);
+    if (written == recipe.sections.end()) continue;
+    if (auto e = written->second.entries.find(key); e != written->second.entries.end()) {
+      out.push_back({e->second.where, fmt::format("eval.{} is used only with eval.accuracy = true (generation and "
+                                                  "grading at the end of the run); set eval.accuracy = true or remove "
+                                                  "eval.{}", key, key)});
+    }
+  }
+  eval->second = Options("eval", std::move(values));
+}
+
 }  // namespace
 
 std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegistry& registry, ResolvedRecipe* out) {
@@ -352,9 +392,13 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
       diags.push_back({section.where, fmt::format("unknown section [{}]{}", name, did_you_mean(name, section_names))});
     }
   }
+  // [eval] and [eval.dataset] come together: either one written makes both resolved.
+  const bool has_eval = recipe.sections.count("eval") || recipe.sections.count(kEvalDatasetSection);
   for (const auto& [name, section_schema] : schema) {
     auto it = recipe.sections.find(name);
     const RecipeSection* section = it == recipe.sections.end() ? nullptr : &it->second;
+    // [eval] gets its defaults when only [eval.dataset] is written; a missing [eval.dataset] is check_eval_section's.
+    if (is_optional_section(name) && (!has_eval || (!section && is_plugin_section(name)))) continue;
     std::map<std::string, OptionValue> values;
     if (!is_plugin_section(name)) {
       check_section(section, name, section_schema, "", top, base_dir, diags, values);
@@ -370,7 +414,8 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
       resolved.sections[name] = Options(name, std::move(values));
       continue;
     }
-    // Plugin section: `type` picks the plugin, whose manifest declares the other keys.
+    // Plugin section: `type` picks the plugin (of the section's kind), whose manifest declares the other keys.
+    const std::string kind = section_plugin_kind(name);
     std::string type;
     const RecipeEntry* type_entry = section ? (section->entries.count("type") ? &section->entries.at("type") : nullptr)
                                             : nullptr;
@@ -379,29 +424,29 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
         type = *s;
       } else {
         diags.push_back({type_entry->where, fmt::format("{}.type must be a string naming {} {} plugin, got {}", name,
-                                                        std::string("aeiou").find(name[0]) == std::string::npos ? "a" : "an",
-                                                        name, written_type(type_entry->value))});
+                                                        std::string("aeiou").find(kind[0]) == std::string::npos ? "a" : "an",
+                                                        kind, written_type(type_entry->value))});
         continue;
       }
     } else if (section_schema.front().default_value) {
       type = std::get<std::string>(*section_schema.front().default_value);
     } else {
-      auto names = registry.names(name);
+      auto names = registry.names(kind);
       diags.push_back({section ? section->where : top,
-                       fmt::format("[{}] needs `type` naming a {} plugin (available: {})", name, name,
+                       fmt::format("[{}] needs `type` naming a {} plugin (available: {})", name, kind,
                                    fmt::format("{}", fmt::join(names, ", ")))});
       continue;
     }
     const SourceLocation type_where = type_entry ? type_entry->where : (section ? section->where : top);
-    if (auto usable = registry.check_usable(name, type); !usable.ok()) {
+    if (auto usable = registry.check_usable(kind, type); !usable.ok()) {
       diags.push_back({type_where, usable.message()});
       continue;
     }
-    const PluginManifest* manifest = registry.find(name, type);
+    const PluginManifest* manifest = registry.find(kind, type);
     if (!manifest) {
-      auto names = registry.names(name);
+      auto names = registry.names(kind);
       diags.push_back({type_entry ? type_entry->where : (section ? section->where : top),
-                       fmt::format("unknown {} plugin '{}'{}; available: {}", name, type, did_you_mean(type, names),
+                       fmt::format("unknown {} plugin '{}'{}; available: {}", kind, type, did_you_mean(type, names),
                                    names.empty() ? std::string("none found") : fmt::format("{}", fmt::join(names, ", ")))});
       continue;
     }
@@ -409,12 +454,13 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
     OptionSchema merged = manifest->options;
     for (size_t i = 1; i < section_schema.size(); ++i) merged.push_back(section_schema[i]);
     check_section(section, name, merged, fmt::format(" (plugin {})", manifest->qualified_name()), top, base_dir, diags,
-                  values, [&](const std::string& key) { return plugin_key_hint(key, *manifest, merged, registry); });
+                  values, [&](const std::string& key) { return plugin_key_hint(key, name, *manifest, merged, registry); });
     resolved.plugin_types[name] = type;
     resolved.sections[name] = Options(name, std::move(values));
     manifests[name] = manifest;
   }
   for (auto& d : check_requirements(recipe, resolved, manifests, top)) diags.push_back(std::move(d));
+  if (has_eval) check_eval_section(recipe, resolved, top, diags);
   // model.path's config.json, read once here: the checks below use it, and the run builds its model from it.
   if (auto m = resolved.sections.find("model"); m != resolved.sections.end() && m->second.has("path")) {
     const fs::path config_json = fs::path(m->second.string("path")) / "config.json";
@@ -432,6 +478,21 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
   });
   if (diags.empty() && out) *out = std::move(resolved);
   return diags;
+}
+
+std::string eval_not_held_out_warning(const ResolvedRecipe& recipe) {
+  auto held_out = recipe.sections.find(kEvalDatasetSection), train = recipe.sections.find("dataset");
+  if (held_out == recipe.sections.end() || train == recipe.sections.end()) return "";
+  auto type = [&](const std::string& section) {
+    auto it = recipe.plugin_types.find(section);
+    return it == recipe.plugin_types.end() ? std::string() : it->second;
+  };
+  std::map<std::string, OptionValue> train_options = train->second.values();
+  train_options.erase("max_length");  // the host's key, shared by both
+  if (type("dataset") != type(kEvalDatasetSection) || train_options != held_out->second.values()) return "";
+  return fmt::format("[eval.dataset] is the training [dataset] (dataset/{} with the same options): the validation loss "
+                     "and accuracy are measured on training data; give [eval.dataset] other data (another file, "
+                     "split or seed)", type("dataset"));
 }
 
 std::string ResolvedRecipe::to_toml() const {

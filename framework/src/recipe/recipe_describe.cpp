@@ -37,9 +37,10 @@ StatusOr<std::string> describe_section(const std::string& section, const PluginR
     return out;
   }
   // A plugin section: `type` picks the plugin, whose manifest declares the other keys; loft reads the rest itself.
-  const std::vector<std::string> plugins = registry.names(section);
+  const std::string kind = section_plugin_kind(section);
+  const std::vector<std::string> plugins = registry.names(kind);
   out = fmt::format("[{}]: `type` picks the {} plugin; its options are described by `loft plugins describe {}/NAME`\n",
-                    section, section, section);
+                    section, kind, kind);
   out += describe_option(keys.front()) + "\n";
   out += fmt::format("      installed: {}\n", plugins.empty() ? std::string("none") : fmt::format("{}", fmt::join(plugins, ", ")));
   if (keys.size() > 1) {

@@ -78,9 +78,9 @@ std::vector<Diagnostic> check_recipe_inputs(const Recipe& recipe, const Resolved
     }
   }
   if (checks.plugins) {
-    for (const auto& [kind, name] : resolved.plugin_types) {
-      if (auto st = registry.load(kind, name); !st.ok()) {
-        out.push_back({where_of(recipe, kind, "type"), st.message()});
+    for (const auto& [section, name] : resolved.plugin_types) {
+      if (auto st = registry.load(section_plugin_kind(section), name); !st.ok()) {
+        out.push_back({where_of(recipe, section, "type"), st.message()});
       }
     }
   }

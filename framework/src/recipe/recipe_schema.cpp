@@ -74,6 +74,23 @@ std::map<std::string, OptionSchema> build_schema() {
       opt("dir", T::kString, std::string("runs"), "folder that receives one sub-folder per run"),
       opt("name", T::kString, std::string(""), "run folder name (empty: recipe name + timestamp)"),
   };
+  // [eval] and its held-out dataset [eval.dataset]: optional sections, resolved only when the recipe has them
+  // (validate_recipe). limit and max_new_tokens exist only with accuracy = true.
+  s["eval"] = {
+      opt("every", T::kInt, int64_t{0}, "a validation loss over [eval.dataset] every this many optimizer steps (no "
+          "gradients, no dropout, the training loss; appended to metrics.jsonl as {\"step\", \"val_loss\", "
+          "\"val_label_tokens\"}); one more at the last step. 0: only at the last step", 0),
+      opt("accuracy", T::kBool, false, "at the end of `loft run`: generate greedily for the first `limit` problems of "
+          "[eval.dataset] and grade the answers MATH-style (eval.json, eval.jsonl in the run folder, as `loft eval`); "
+          "needs problems with reference answers"),
+      opt("limit", T::kInt, int64_t{100}, "problems graded with accuracy = true (0: the whole dataset); also `loft "
+          "eval`'s --limit default", 0),
+      opt("max_new_tokens", T::kInt, int64_t{512}, "generation budget per problem with accuracy = true; also `loft "
+          "eval`'s --max-new-tokens default", 1),
+  };
+  s[kEvalDatasetSection] = {opt("type", T::kString, std::nullopt,
+                                "the held-out dataset plugin; its options are validated like [dataset]'s, its "
+                                "examples tokenized with dataset.max_length")};
   // Plugin sections: `type` first (plugin_kinds.h), then the keys loft itself reads in that section.
   for (const PluginKindInfo& kind : kPluginKindTable) {
     std::optional<OptionValue> def;
@@ -112,6 +129,14 @@ const std::map<std::string, OptionSchema>& framework_schema() {
   return *schema;
 }
 
-bool is_plugin_section(const std::string& section) { return is_plugin_kind(section); }
+std::string section_plugin_kind(const std::string& section) {
+  if (is_plugin_kind(section)) return section;
+  if (section == kEvalDatasetSection) return "dataset";
+  return "";
+}
+
+bool is_plugin_section(const std::string& section) { return !section_plugin_kind(section).empty(); }
+
+bool is_optional_section(const std::string& section) { return section == "eval" || section == kEvalDatasetSection; }
 
 }  // namespace loft

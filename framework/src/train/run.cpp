@@ -22,6 +22,7 @@
 #include "fault_point.h"
 #include "loft/framework/atomic_file.h"
 #include "loft/framework/checkpoint_folder.h"
+#include "loft/framework/evaluate.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/param_groups.h"
 #include "loft/framework/peft_adapter.h"
@@ -55,6 +56,14 @@ StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry
   return c;
 }
 
+StatusOr<std::unique_ptr<Dataset>> create_eval_dataset(const ResolvedRecipe& recipe, PluginRegistry& registry,
+                                                       const HostContext& context) {
+  auto type = recipe.plugin_types.find(kEvalDatasetSection);
+  if (type == recipe.plugin_types.end()) return std::unique_ptr<Dataset>();
+  auto made = registry.create<Dataset>(type->second, context, recipe.sections.at(kEvalDatasetSection));
+  if (!made.ok()) return Status::Error(made.status().code(), "[eval.dataset] " + made.status().message());
+  return std::move(made).value();
+}
 
 namespace {
 
@@ -65,6 +74,9 @@ Status runtime_error(const Status& st) {
   if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kNotFound) return Status::Internal(st.message());
   return st;
 }
+
+// Prompts generated together by eval.accuracy, as `loft eval`'s --batch-size default.
+constexpr int64_t kEvalBatchSize = 8;
 
 std::string gib(double bytes) { return fmt::format("{:.2f}GiB", bytes / (1024.0 * 1024 * 1024)); }
 
@@ -464,6 +476,28 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
   spdlog::info("dataset: {} samples -> {} examples, {} label tokens ({} truncated, {} dropped: prompt too long)",
                c.dataset->size(), stats.examples, stats.label_tokens, stats.truncated, stats.dropped);
 
+  // [eval]: the held-out examples, tokenized as the training ones; with accuracy, problems the grader can score.
+  auto held_out = create_eval_dataset(recipe, registry, *c.context);
+  if (!held_out.ok()) return held_out.status();
+  std::vector<TokenizedExample> eval_examples;
+  if (const std::unique_ptr<Dataset>& eval_dataset = held_out.value()) {
+    if (std::string warning = eval_not_held_out_warning(recipe); !warning.empty()) spdlog::warn("{}", warning);
+    TokenizeStats eval_stats;
+    auto tokenized = tokenize_dataset(tokenizer, *eval_dataset, recipe.sections.at("dataset").integer("max_length"),
+                                      &eval_stats);
+    if (!tokenized.ok()) return Status::InvalidArgument("[eval.dataset] " + tokenized.status().message());
+    eval_examples = std::move(tokenized).value();
+    spdlog::info("eval dataset: {} samples -> {} examples, {} label tokens ({} truncated, {} dropped)",
+                 eval_dataset->size(), eval_stats.examples, eval_stats.label_tokens, eval_stats.truncated,
+                 eval_stats.dropped);
+    if (recipe.sections.at("eval").boolean("accuracy") && !has_reference_answer(eval_dataset->get(0))) {
+      return Status::InvalidArgument(fmt::format(
+          "eval.accuracy = true, but the first sample of [eval.dataset] (dataset/{}) has no reference answer (no "
+          "\"answer\" field, no \\boxed{{}} in its last message) to grade against; use a MATH-style dataset or set "
+          "eval.accuracy = false", recipe.plugin_types.at(kEvalDatasetSection)));
+    }
+  }
+
   auto train_config = TrainConfig::from_options(recipe.sections.at("train"));
   if (!train_config.ok()) return input_error(train_config.status());
   TrainConfig tc = train_config.value();
@@ -514,6 +548,7 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
     return Status::Internal("cannot start training: " + error_message(e));
   }
   Trainer& trainer = *made;
+  if (held_out.value()) trainer.set_validation(&eval_examples, recipe.sections.at("eval").integer("every"));
   // [budget]: the optimizer's state joins the ledger; the whole GPU and host use are checked after every step.
   s.memory->set_sources(model_ledger(&lm, optimizer));
   MemoryGuard* memory = s.memory.get();
@@ -566,6 +601,15 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
   if (trainer.step() < trainer.total_steps()) {
     spdlog::info("stopped after step {} of {} (--stop-after); continue with --resume {}", trainer.step(),
                  trainer.total_steps(), run_dir.string());
+  } else if (held_out.value() && recipe.sections.at("eval").boolean("accuracy")) {
+    const Options& eval = recipe.sections.at("eval");
+    spdlog::info("eval.accuracy: generating for {} problems of [eval.dataset]", eval.integer("limit") > 0
+                 ? std::min(eval.integer("limit"), held_out.value()->size()) : held_out.value()->size());
+    auto items = generate_and_grade(lm, tokenizer, *held_out.value(), eval.integer("limit"),
+                                    eval.integer("max_new_tokens"), kEvalBatchSize);
+    if (!items.ok()) return runtime_error(items.status());
+    std::printf("%s", summarize(items.value()).table().c_str());
+    if (auto st = write_eval_files(run_dir, items.value()); !st.ok()) return runtime_error(st);
   }
   spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
                saved.value().filename().string(), saved.value().string());

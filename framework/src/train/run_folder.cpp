@@ -199,10 +199,15 @@ StatusOr<RunFolderLock> create_unique_run_folder(const fs::path& parent, const s
 // - quantizer.cache_dir: where quantized weights are cached; the cache's key makes a hit equal to quantizing.
 // - budget.gpu_memory, budget.host_memory: caps on memory, not on what is computed (raising one is how a run that
 //   hit its budget goes on).
+// - eval.every, eval.accuracy, eval.limit, eval.max_new_tokens: when the held-out loss is measured and whether the
+//   run ends with a graded generation; neither touches the weights nor the RNG (trainer.h). The held-out set itself
+//   ([eval.dataset]) stays, or the validation losses before and after the resume would not be comparable.
 // [output] is not compared at all: --resume names the folder.
-constexpr const char* kResumeMayChange[] = {"train.max_steps", "train.epochs",    "train.save_every",
-                                             "train.keep_last", "train.log_every", "train.profile_step",
-                                             "quantizer.cache_dir", "budget.gpu_memory", "budget.host_memory"};
+constexpr const char* kResumeMayChange[] = {"train.max_steps",    "train.epochs",      "train.save_every",
+                                             "train.keep_last",    "train.log_every",   "train.profile_step",
+                                             "quantizer.cache_dir", "budget.gpu_memory", "budget.host_memory",
+                                             "eval.every",         "eval.accuracy",     "eval.limit",
+                                             "eval.max_new_tokens"};
 
 bool resume_may_change(const std::string& key) {
   for (const char* k : kResumeMayChange) {

@@ -46,6 +46,7 @@
 #include "loft/framework/files.h"
 #include "loft/framework/param_groups.h"
 #include "loft/framework/step_profiler.h"
+#include "loft/framework/validation_loss.h"
 
 namespace fs = std::filesystem;
 
@@ -475,6 +476,15 @@ Status Trainer::train_until(int64_t last_step, const std::function<void(const St
       }
       spdlog::warn("{}: update skipped ({} in a row; more than train.max_nonfinite_steps = {} in a row stop the run)",
                    what, state_->nonfinite_in_row, config_.max_nonfinite_steps);
+    }
+    // The held-out loss before the step's checkpoint: a resume from that checkpoint then finds the step's record.
+    if (validation_examples_ &&
+        (m.step == total_steps_ || (validation_every_ > 0 && m.step % validation_every_ == 0))) {
+      const ValidationLoss v = validation_loss(model_, *validation_examples_, config_.batch_size, config_.pad_id,
+                                               config_.pack_length, device_);
+      const nlohmann::json j = {{"step", m.step}, {"val_loss", v.loss}, {"val_label_tokens", v.label_tokens}};
+      if (auto st = metrics.append(j.dump() + "\n"); !st.ok()) return write_failed(st);
+      spdlog::info("step {}: validation loss {:.4f} over {} held-out label tokens", m.step, v.loss, v.label_tokens);
     }
     if (config_.save_every > 0 && m.step % config_.save_every == 0) {
       if (auto st = checkpoint(); !st.ok()) return st;

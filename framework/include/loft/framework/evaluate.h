@@ -40,6 +40,24 @@ struct EvalSummary {
 };
 EvalSummary summarize(const std::vector<EvalItem>& items);
 
+class Qwen2Model;
+class Tokenizer;
+
+// Generates greedily (stopping at the tokenizer's end-of-text token or after max_new_tokens) for the first `limit`
+// samples of `dataset` (0: all), `batch_size` prompts at a time, and grades each: what eval_recipe and the end of a
+// run with [eval] accuracy = true both do. Each item's prompt is set. Generation failures are kInternal.
+StatusOr<std::vector<EvalItem>> generate_and_grade(Qwen2Model& model, const Tokenizer& tokenizer,
+                                                   const Dataset& dataset, int64_t limit, int64_t max_new_tokens,
+                                                   int64_t batch_size);
+
+// Writes eval.jsonl (one eval_record_json line per item, in order) and eval.json (the summary) into `run_dir`,
+// each atomically, and logs where.
+Status write_eval_files(const std::filesystem::path& run_dir, const std::vector<EvalItem>& items);
+
+// Whether a dataset's first sample can be graded: it has a reference answer (fields["answer"], or a \boxed{} in its
+// last message). [eval] accuracy = true checks it before training, so a run does not end in a 0% that means nothing.
+bool has_reference_answer(const Sample& sample);
+
 struct EvalOptions {
   std::filesystem::path run_dir;  // load the trained tensors of this run's latest checkpoint; empty: the base model
   int64_t limit = 100;            // problems (0: the whole dataset)
@@ -47,8 +65,8 @@ struct EvalOptions {
   int64_t batch_size = 8;
 };
 
-// Builds the recipe's model (and the run's trained tensors), generates greedily for the first `limit` samples and
-// grades them. Prints the table; when there is a run folder, writes into it eval.jsonl (one eval_record_json line per
+// Builds the recipe's model (and the run's trained tensors), generates greedily for the first `limit` samples of the
+// recipe's [eval.dataset] (when the recipe has one; else of [dataset]) and grades them. Prints the table; when there is a run folder, writes into it eval.jsonl (one eval_record_json line per
 // problem, in dataset order) and eval.json (the summary), each atomically. Bad input is kInvalidArgument; a failure
 // of the run another code.
 Status eval_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const EvalOptions& options);

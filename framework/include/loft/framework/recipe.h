@@ -57,9 +57,15 @@ StatusOr<Recipe> parse_recipe_text(std::string_view text, const std::string& sou
 // `position` is the override's index on the command line (for locations).
 Status apply_override(Recipe& recipe, const std::string& assignment, int position);
 
-// The framework's own sections and the plugin sections (whose `type` selects a plugin of that kind).
+// The framework's own sections and the plugin sections (whose `type` selects a plugin of that kind). A section name
+// may be dotted: [eval.dataset] is a plugin section of kind dataset inside [eval] (a TOML sub-table).
+inline constexpr const char* kEvalDatasetSection = "eval.dataset";
 const std::map<std::string, OptionSchema>& framework_schema();
 bool is_plugin_section(const std::string& section);
+// The plugin kind a section's `type` names ("dataset" for [dataset] and [eval.dataset]); "" for framework sections.
+std::string section_plugin_kind(const std::string& section);
+// Sections resolved only when the recipe has them ([eval], [eval.dataset]); the others always are, with defaults.
+bool is_optional_section(const std::string& section);
 
 // A validated recipe: every known section with every declared option resolved (recipe value or default).
 // Plugin sections hold the plugin's options; their `type` is in plugin_types. Options whose name is `path` or ends
@@ -76,6 +82,10 @@ struct ResolvedRecipe {
   // The resolved recipe as TOML, what a run folder keeps.
   std::string to_toml() const;
 };
+
+// One warning line when [eval.dataset] is the training [dataset] (same plugin, same options but the host's
+// max_length), so the "held-out" loss is measured on training data; "" otherwise (also without [eval]).
+std::string eval_not_held_out_warning(const ResolvedRecipe& recipe);
 
 // Checks everything and reports every problem at once (empty = valid). Fills `out` when valid and out != nullptr.
 // Also checks quantizer.skip (quantizer_host.h) and peft.targets against the model's config.json when that file is

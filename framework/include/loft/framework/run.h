@@ -33,6 +33,11 @@ struct RunComponents {
 // Loads and creates the recipe's plugins, one of each kind. The error names the plugin and the recipe section.
 StatusOr<RunComponents> instantiate(const ResolvedRecipe& recipe, PluginRegistry& registry);
 
+// The held-out dataset of [eval.dataset], created with its own options; null when the recipe has no [eval]. The
+// error names the section.
+StatusOr<std::unique_ptr<Dataset>> create_eval_dataset(const ResolvedRecipe& recipe, PluginRegistry& registry,
+                                                       const HostContext& context);
+
 // The recipe's model: config.json + weights from model.path (or random init), the recipe's quantizer, PEFT method and
 // offload strategy attached. quantizer.skip sites stay dense; with quantizer.cache_dir (pretrained weights only) the
 // quantized layers come from the cache file when it matches, else they are quantized and the file is written.
@@ -79,7 +84,8 @@ struct RunOptions {
 };
 
 // Runs the recipe end to end: tokenized data, the model with the recipe's plugins, the trainer, the run folder
-// (recipe.toml, metrics.jsonl, checkpoints/, resumes.jsonl). The folder is locked for the whole run
+// (recipe.toml, metrics.jsonl, checkpoints/, resumes.jsonl). With [eval]: the held-out examples' loss in metrics.jsonl
+// (Trainer::set_validation) and, with eval.accuracy, eval.json and eval.jsonl once the last step is trained. The folder is locked for the whole run
 // (run_folder.h); an existing one is refused unless resumed or overwritten, and a resume may change only the keys
 // resume_may_change() allows. Fault point: run.locked (the folder is locked and its recipe.toml written).
 // SIGINT/SIGTERM during training (stop_signals.h): the current step finishes, a checkpoint is written, the command

@@ -113,6 +113,16 @@ class Trainer {
   // Called after every step (logged or not), before any checkpoint of that step; an error stops training with it
   // (the last checkpoint written stays the newest). For checks such as [budget]'s host memory.
   void set_step_check(std::function<Status(int64_t step)> check) { step_check_ = std::move(check); }
+  // [eval]'s held-out loss (validation_loss.h) over `examples` (which must outlive the trainer), after every step
+  // whose number is a multiple of `every` (0: none) and after the last one (total_steps()), before that step's
+  // checkpoint: one {"step", "val_loss", "val_label_tokens"} record appended to metrics.jsonl (the same checked
+  // writes, and a resume drops those after its checkpoint like any other) and a log line. Batches of
+  // config.batch_size (packed as training packs); the RNG state is left as it was, so training is bit-identical
+  // with and without it.
+  void set_validation(const std::vector<TokenizedExample>* examples, int64_t every) {
+    validation_examples_ = examples;
+    validation_every_ = every;
+  }
   // Polled after every step: once it returns true, train_until writes a checkpoint of the step just finished and
   // returns Ok with step() < last_step (see stop_signals.h for SIGINT/SIGTERM).
   void set_stop_check(std::function<bool()> stop_requested) { stop_requested_ = std::move(stop_requested); }
@@ -140,6 +150,8 @@ class Trainer {
   int64_t step_ = 0;
   int64_t saved_step_ = -1;  // the step of the checkpoint last written or loaded: never written twice
   std::function<bool()> stop_requested_;
+  const std::vector<TokenizedExample>* validation_examples_ = nullptr;
+  int64_t validation_every_ = 0;
   std::unique_ptr<State> state_;
 };
 
