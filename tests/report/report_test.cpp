@@ -112,7 +112,7 @@ TEST(ReportData, RunFoldersAreGroupedByTheirRecipesLessSeedAndOutput) {
   EXPECT_EQ(t.differing_keys, std::vector<std::string>{"peft.r"});
   EXPECT_EQ(t.variants[0].rows, (std::vector<size_t>{0, 2}));
   EXPECT_EQ(t.variants[0].name, "peft.r=4");
-  EXPECT_EQ(t.variants[1].name, "r8");
+  EXPECT_EQ(t.variants[1].name, "peft.r=8");  // named as its neighbour is
   EXPECT_EQ(t.variants[0].metrics.at(Metric::kFinalLoss).count, 2);
   EXPECT_FALSE(data.value().notes.empty());  // no summary.json: said so
 }

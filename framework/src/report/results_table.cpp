@@ -372,10 +372,15 @@ ResultsTable aggregate_results(const std::vector<ResultRow>& rows) {
 
   // A variant's seeds may carry names of their own (run folders, a seed suffix): then it is named by the keys that
   // set it apart, or by what its names share.
+  // Once one variant of a source is named so, all of its source are (one naming scheme per grid or set of runs).
+  std::set<std::string> renamed_sources;
+  for (const VariantResult& v : table.variants) {
+    for (size_t r : v.rows) {
+      if (rows[r].variant != v.name) renamed_sources.insert(rows[v.rows[0]].source);
+    }
+  }
   for (VariantResult& v : table.variants) {
-    bool same_name = true;
-    for (size_t r : v.rows) same_name = same_name && rows[r].variant == v.name;
-    if (same_name) continue;
+    if (!renamed_sources.count(rows[v.rows[0]].source)) continue;
     std::string name;
     for (const auto& k : table.differing_keys) name += (name.empty() ? "" : " ") + k + "=" + override_value(v, k);
     if (name.empty()) {

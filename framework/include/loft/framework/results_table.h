@@ -131,7 +131,7 @@ std::string results_table_legend();
 // results.csv: a header, then one line per row (RFC 4180 quoting): variant, index, seed, every override key, status,
 // reason, run_dir, reused, each metric in base units, planned bytes per category.
 std::string results_csv(const std::vector<ResultRow>& rows);
-// results.md: one line per variant (differing keys, seeds, status when needed, the metrics any variant has) and the
+// results.md: one line per variant (differing keys, seeds, status when needed, the metrics some variant measured) and the
 // legend.
 std::string results_markdown(const std::vector<ResultRow>& rows, const ResultsTable& table);
 
