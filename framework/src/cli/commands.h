@@ -19,5 +19,6 @@ int cmd_eval(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
 int cmd_merge(const std::vector<std::string>& args);
 int cmd_plan(const std::vector<std::string>& args);
+int cmd_ablate(const std::vector<std::string>& args);
 
 }  // namespace loft::cli
