@@ -97,7 +97,7 @@ std::string variant_recipe_toml(const ResolvedRecipe& r, const AblationGrid& gri
 // A variant that changes a plugin section's `type` (peft.type = "full" over a LoRA base) drops the base's options
 // of the old plugin that the new one does not have (peft.r, peft.alpha, ...): a recipe cannot name them for it.
 // Keys the grid or the command line set stay (validation then names them), as do loft's own keys of the section.
-// Returns "section.key (an option of kind/old, not of kind/new)" for each key dropped.
+// Returns one "section.a, section.b (options of kind/old that kind/new does not have)" per section with drops.
 std::vector<std::string> drop_replaced_options(Recipe& recipe, const Recipe& base, const std::set<std::string>& set_keys,
                                                const PluginRegistry& registry) {
   std::vector<std::string> dropped;
@@ -120,6 +120,7 @@ std::vector<std::string> drop_replaced_options(Recipe& recipe, const Recipe& bas
     auto has = [](const OptionSchema& schema, const std::string& key) {
       return std::any_of(schema.begin(), schema.end(), [&](const OptionSpec& o) { return o.name == key; });
     };
+    std::string keys;
     for (auto it = entries.entries.begin(); it != entries.entries.end();) {
       const std::string& key = it->first;
       const bool drop = key != "type" && !set_keys.count(section + "." + key) && has(old_plugin->options, key) &&
@@ -128,9 +129,12 @@ std::vector<std::string> drop_replaced_options(Recipe& recipe, const Recipe& bas
         ++it;
         continue;
       }
-      dropped.push_back(fmt::format("{}.{} (an option of {}, not of {})", section, key, old_plugin->qualified_name(),
-                                    new_plugin->qualified_name()));
+      keys += (keys.empty() ? "" : ", ") + section + "." + key;
       it = entries.entries.erase(it);
+    }
+    if (!keys.empty()) {
+      dropped.push_back(fmt::format("{} (options of {} that {} does not have)", keys, old_plugin->qualified_name(),
+                                    new_plugin->qualified_name()));
     }
   }
   return dropped;
@@ -391,7 +395,7 @@ StatusOr<AblateOutcome> run_ablation(const AblationGrid& grid, PluginRegistry& r
         applied = false;
       }
     }
-    for (const auto& s : command_line) (void)apply_override(recipe, s.assignment(), ++position);
+    for (const auto& s : command_line) (void)apply_setting(recipe, s, ++position);
     if (!applied) continue;
     std::set<std::string> set_keys;
     for (const auto& s : gv.settings) set_keys.insert(s.key);
@@ -416,6 +420,17 @@ StatusOr<AblateOutcome> run_ablation(const AblationGrid& grid, PluginRegistry& r
     out += fmt::format("{}: {} problem{} in the grid's variants; nothing ran", grid.path.string(), problems.size(),
                        problems.size() == 1 ? "" : "s");
     return Status::InvalidArgument(out);
+  }
+
+  // One loft ablate per grid folder, from here on (a dry run writes nothing and takes no lock).
+  std::optional<GridLock> lock;
+  if (!options.dry_run) {
+    for (const auto& dir : {grid_dir, runs_dir, grid_dir / "logs", grid_dir / "recipes"}) {
+      if (auto st = fs::create_directories(dir); !st.ok()) return st;
+    }
+    auto locked = GridLock::acquire(grid_dir);
+    if (!locked.ok()) return locked.status();
+    lock.emplace(std::move(locked).value());
   }
 
   // What each variant will do.
@@ -475,11 +490,6 @@ StatusOr<AblateOutcome> run_ablation(const AblationGrid& grid, PluginRegistry& r
     return outcome;
   }
 
-  for (const auto& dir : {grid_dir, runs_dir, grid_dir / "logs", grid_dir / "recipes"}) {
-    if (auto st = fs::create_directories(dir); !st.ok()) return st;
-  }
-  auto lock = GridLock::acquire(grid_dir);
-  if (!lock.ok()) return lock.status();
   {
     std::ifstream in(grid.path, std::ios::binary);
     std::stringstream text;

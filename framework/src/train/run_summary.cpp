@@ -88,7 +88,7 @@ Status write_run_summary(const fs::path& run_dir, const RunSummaryFacts& facts) 
     const MemoryPrediction& p = *facts.planned;
     // On a CPU run the run device is the host: nothing is planned on a GPU, and the host holds both tables.
     const bool cuda = p.device == "cuda";
-    planned = {{"gpu_bytes", p.gpu_total_bytes},
+    planned = {{"gpu_bytes", cuda ? p.gpu_total_bytes : 0},
                {"host_bytes", p.host_total_bytes},
                {"gpu_by_category", cuda ? by_category(p.gpu) : nlohmann::ordered_json::object()},
                {"host_by_category", cuda ? by_category(p.host) : by_category(p.gpu, p.host)}};
