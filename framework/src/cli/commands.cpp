@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "loft/framework/ablate.h"
 #include "loft/framework/evaluate.h"
 #include "loft/framework/examples.h"
 #include "loft/framework/host.h"
@@ -483,6 +484,56 @@ int cmd_plan(const std::vector<std::string>& args) {
                 target.string().c_str());
   }
   return kExitOk;
+}
+
+int cmd_ablate(const std::vector<std::string>& args) {
+  Common c;
+  auto opts = common_options(c);
+  std::string out;
+  bool dry_run = false;
+  opts.add_options()("out", po::value(&out),
+                     "the grid folder (default: <base recipe's output.dir>/ablate/<grid name>); holds grid.toml, "
+                     "results.jsonl, runs/<variant>/ and logs/<variant>.log")(
+      "dry-run", po::bool_switch(&dry_run),
+      "validate and plan every variant, list them with their overrides, predicted peaks and what a run would do "
+      "(run, resume, reuse, skip); run and write nothing");
+  const char* usage = "loft ablate GRID.toml [section.key=value ...] [--out DIR] [--dry-run] [--plugin-path DIR]";
+  if (!parse(args, opts, c, usage)) return kExitUsage;
+  if (c.help) return kExitOk;
+  std::vector<std::string> grids, overrides;
+  for (const auto& a : c.positional) (is_override(a) ? overrides : grids).push_back(a);
+  if (grids.size() != 1) {
+    std::fprintf(stderr, "loft ablate: name exactly one grid file\nusage: %s\n", usage);
+    return kExitUsage;
+  }
+  auto grid = parse_ablation_grid(grids[0]);
+  if (!grid.ok()) {
+    std::fprintf(stderr, "%s\n", grid.status().message().c_str());
+    return kExitUsage;
+  }
+  PluginRegistry registry;
+  registry.discover(plugin_search_path(to_paths(c.plugin_paths)));
+  AblateOptions options;
+  options.grid_dir = out;
+  options.dry_run = dry_run;
+  options.overrides = overrides;
+  options.rerun_command = "loft ablate " + grids[0];
+  for (const auto& o : overrides) options.rerun_command += " '" + o + "'";
+  if (!out.empty()) options.rerun_command += " --out " + out;
+  for (const auto& p : c.plugin_paths) {
+    options.run_flags.insert(options.run_flags.end(), {"--plugin-path", p});
+    options.rerun_command += " --plugin-path " + p;
+  }
+  if (c.log_level != "info") options.run_flags.insert(options.run_flags.end(), {"--log-level", c.log_level});
+  auto outcome = run_ablation(grid.value(), registry, options);
+  if (!outcome.ok()) {
+    const StatusCode code = outcome.status().code();
+    if (code != StatusCode::kInvalidArgument && code != StatusCode::kNotFound) return finish(outcome.status());
+    std::fprintf(stderr, "%s\n", outcome.status().message().c_str());  // one line per problem
+    return kExitUsage;
+  }
+  if (outcome.value().stop_signal != 0) return exit_code_for_signal(outcome.value().stop_signal);
+  return outcome.value().failed > 0 || outcome.value().interrupted > 0 ? kExitFailure : kExitOk;
 }
 
 }  // namespace loft::cli

@@ -20,5 +20,6 @@ int cmd_generate(const std::vector<std::string>& args);
 int cmd_merge(const std::vector<std::string>& args);
 int cmd_plan(const std::vector<std::string>& args);
 int cmd_report(const std::vector<std::string>& args);  // report_command.cpp
+int cmd_ablate(const std::vector<std::string>& args);
 
 }  // namespace loft::cli

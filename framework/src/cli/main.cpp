@@ -27,10 +27,11 @@ commands:
   merge RUN_DIR --out DIR                  base + trained adaptation -> a Hugging Face model folder
   plan RECIPE [--json] [--fit]             predicted peak GPU and host memory by category; --fit: fit [budget]
   report GRID_OR_RUN_DIR... [--out FILE]   loss curves, throughput, memory and the results table as one HTML file
+  ablate GRID [--out DIR] [--dry-run]      run every variant of an ablation grid, each in its own process
 
 `loft <command> --help` describes a command's options.
 exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, the recipe, or the files and plugins it names),
-130/143 run stopped by SIGINT/SIGTERM.
+130/143 run or ablate stopped by SIGINT/SIGTERM.
 )";
 
 }  // namespace
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     if (command == "merge") return loft::cli::cmd_merge(args);
     if (command == "plan") return loft::cli::cmd_plan(args);
     if (command == "report") return loft::cli::cmd_report(args);
+    if (command == "ablate") return loft::cli::cmd_ablate(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loft %s: error: %s\n", command.c_str(), loft::error_message(e).c_str());
     return loft::cli::kExitFailure;

@@ -24,10 +24,12 @@
 #include "loft/framework/checkpoint_folder.h"
 #include "loft/framework/evaluate.h"
 #include "loft/framework/examples.h"
+#include "loft/framework/memory_plan.h"
 #include "loft/framework/param_groups.h"
 #include "loft/framework/peft_adapter.h"
 #include "loft/framework/quantizer_host.h"
 #include "loft/framework/run_folder.h"
+#include "loft/framework/run_summary.h"
 #include "loft/framework/safetensors.h"
 #include "loft/framework/stop_signals.h"
 #include "loft/framework/qwen2.h"
@@ -438,7 +440,24 @@ StatusOr<std::unique_ptr<Qwen2Model>> build_model(const ResolvedRecipe& recipe, 
   return model;
 }
 
+// summary.json of a finished run: this process's step timings, `loft plan`'s prediction, the trained tensors' size.
+static Status write_summary(const ResolvedRecipe& recipe, PluginRegistry& registry, Qwen2Model& lm,
+                            const fs::path& run_dir, const fs::path& saved, int64_t steps,
+                            std::chrono::steady_clock::time_point process_start, RunSummaryFacts facts) {
+  facts.steps = steps;
+  facts.saved = saved;
+  for (auto& [name, t] : lm.trainable_parameters()) facts.trainable_params += t.numel();
+  if (auto plan = plan_recipe(recipe, registry); plan.ok()) {
+    facts.planned = plan.value().memory;
+  } else {
+    spdlog::warn("summary.json: no planned memory ({})", plan.status().message());
+  }
+  facts.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - process_start).count();
+  return write_run_summary(run_dir, facts);
+}
+
 Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const RunOptions& options) {
+  const auto process_start = std::chrono::steady_clock::now();
   // Refusals of the run folder come before the model is built. A resumed folder is locked from here to the end; a
   // new one is only checked here, and created and locked once the setup has worked (a run that cannot start leaves
   // no folder behind).
@@ -570,6 +589,8 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
       return runtime_error(st);
     }
     if (auto st = adopt_checkpoint(checkpoint.value(), tc.keep_last); !st.ok()) return runtime_error(st);
+    // A finished run that is extended is no longer finished: its summary comes back when it is.
+    if (auto st = remove_run_summary(run_dir); !st.ok()) return runtime_error(st);
     spdlog::info("resumed from {} at step {}", checkpoint.value().string(), trainer.step());
   }
   spdlog::info("run folder {}: {} steps of {} x {} sequences", run_dir.string(), trainer.total_steps(), tc.batch_size,
@@ -577,12 +598,15 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
   const auto start = std::chrono::steady_clock::now();
   const int64_t last_step = options.stop_after_step > 0 ? options.stop_after_step : trainer.total_steps();
   Status st = Status::Ok();
+  RunSummaryFacts summary;
   try {
     // SIGINT/SIGTERM while training: finish the step, write a checkpoint, say how to continue (exit 130/143 at the CLI).
     StopOnSignals stop_on_signals;
     trainer.set_stop_check([] { return stop_signal() != 0; });
     st = trainer.train_until(last_step, [&](const StepMetrics& m) {
       report(m, trainer.total_steps(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      summary.tokens_per_s.push_back(m.tokens_per_second);
+      summary.step_time_s.push_back(m.step_time_s);
       if (!m.profile.empty()) spdlog::info("profile of step {} (trace in {}):\n{}", m.step, (run_dir / "profile").string(), m.profile);
     });
   } catch (const c10::OutOfMemoryError& e) {
@@ -601,15 +625,23 @@ Status run_recipe(const ResolvedRecipe& recipe, PluginRegistry& registry, const 
   if (trainer.step() < trainer.total_steps()) {
     spdlog::info("stopped after step {} of {} (--stop-after); continue with --resume {}", trainer.step(),
                  trainer.total_steps(), run_dir.string());
-  } else if (held_out.value() && recipe.sections.at("eval").boolean("accuracy")) {
-    const Options& eval = recipe.sections.at("eval");
-    spdlog::info("eval.accuracy: generating for {} problems of [eval.dataset]", eval.integer("limit") > 0
-                 ? std::min(eval.integer("limit"), held_out.value()->size()) : held_out.value()->size());
-    auto items = generate_and_grade(lm, tokenizer, *held_out.value(), eval.integer("limit"),
-                                    eval.integer("max_new_tokens"), kEvalBatchSize);
-    if (!items.ok()) return runtime_error(items.status());
-    std::printf("%s", summarize(items.value()).table().c_str());
-    if (auto st = write_eval_files(run_dir, items.value()); !st.ok()) return runtime_error(st);
+  } else {
+    if (held_out.value() && recipe.sections.at("eval").boolean("accuracy")) {
+      const Options& eval = recipe.sections.at("eval");
+      spdlog::info("eval.accuracy: generating for {} problems of [eval.dataset]", eval.integer("limit") > 0
+                   ? std::min(eval.integer("limit"), held_out.value()->size()) : held_out.value()->size());
+      auto items = generate_and_grade(lm, tokenizer, *held_out.value(), eval.integer("limit"),
+                                      eval.integer("max_new_tokens"), kEvalBatchSize);
+      if (!items.ok()) return runtime_error(items.status());
+      std::printf("%s", summarize(items.value()).table().c_str());
+      if (auto st = write_eval_files(run_dir, items.value()); !st.ok()) return runtime_error(st);
+    }
+    // After the evaluation: the summary carries its accuracy and the last validation loss.
+    if (auto written = write_summary(recipe, registry, lm, run_dir, saved.value(), trainer.step(), process_start,
+                                     std::move(summary));
+        !written.ok()) {
+      return runtime_error(written);
+    }
   }
   spdlog::info("done: {} steps; metrics in {}, {} in {}", trainer.step(), (run_dir / "metrics.jsonl").string(),
                saved.value().filename().string(), saved.value().string());

@@ -406,6 +406,7 @@ StepMetrics Trainer::train_step() {
   if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   m.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-9);
+  m.step_time_s = seconds;
   m.peak_gpu_bytes = peak_gpu_bytes(device_);
   m.peak_host_bytes = peak_host_bytes();
   return m;

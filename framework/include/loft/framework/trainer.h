@@ -53,6 +53,7 @@ struct StepMetrics {
   double lr = 0;
   double grad_norm = 0;
   double tokens_per_second = 0;
+  double step_time_s = 0;  // wall time of the step (not in metrics.jsonl; summary.json reports its median)
   int64_t label_tokens = 0;
   double peak_gpu_bytes = 0;
   double peak_host_bytes = 0;
