@@ -411,16 +411,20 @@ void memory_bars(MarkupWriter& w, const ResultsTable& table, Metric measured, Me
 
 // Planned run-device memory by the planner's categories, one stacked bar per variant.
 void breakdown_bars(MarkupWriter& w, const ResultsTable& table, const std::vector<ResultRow>& rows) {
+  // A CPU run's run device is the host: its summary plans everything under host_by_category.
+  auto run_device = [](const PlannedMemory& p) -> const auto& {
+    return p.gpu_by_category.empty() ? p.host_by_category : p.gpu_by_category;
+  };
   std::vector<std::string> categories;
   std::vector<std::pair<size_t, const PlannedMemory*>> planned;
   double largest = 0;
   for (size_t i = 0; i < table.variants.size(); ++i) {
     for (size_t r : table.variants[i].measured_rows) {
       const auto& s = rows[r].summary;
-      if (!s || !s->planned || s->planned->gpu_by_category.empty()) continue;
+      if (!s || !s->planned || run_device(*s->planned).empty()) continue;
       planned.emplace_back(i, &*s->planned);
       double total = 0;
-      for (const auto& [c, bytes] : s->planned->gpu_by_category) {
+      for (const auto& [c, bytes] : run_device(*s->planned)) {
         total += bytes;
         if (std::find(categories.begin(), categories.end(), c) == categories.end()) categories.push_back(c);
       }
@@ -437,7 +441,7 @@ void breakdown_bars(MarkupWriter& w, const ResultsTable& table, const std::vecto
   std::vector<BarRow> bar_rows;
   for (const auto& [i, p] : planned) {
     BarRow row{table.variants[i].name, {}};
-    for (const auto& [c, bytes] : p->gpu_by_category) {
+    for (const auto& [c, bytes] : run_device(*p)) {
       if (bytes <= 0) continue;
       row.bars.push_back({c, bytes / divisor, {}, {}, format_metric(Metric::kPlannedGpu, bytes), color_of(c),
                           "category"});
