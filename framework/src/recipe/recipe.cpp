@@ -394,7 +394,10 @@ std::vector<Diagnostic> validate_recipe(const Recipe& recipe, const PluginRegist
   }
   // [eval] and [eval.dataset] come together: either one written makes both resolved.
   const bool has_eval = recipe.sections.count("eval") || recipe.sections.count(kEvalDatasetSection);
-  for (const auto& [name, section_schema] : schema) {
+  for (const auto& schema_entry : schema) {
+    // Not a structured binding: lambdas below capture `name`, which C++17 (clang) refuses for bindings.
+    const std::string& name = schema_entry.first;
+    const auto& section_schema = schema_entry.second;
     auto it = recipe.sections.find(name);
     const RecipeSection* section = it == recipe.sections.end() ? nullptr : &it->second;
     // [eval] gets its defaults when only [eval.dataset] is written; a missing [eval.dataset] is check_eval_section's.
