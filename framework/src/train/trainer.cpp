@@ -78,6 +78,20 @@ StatusOr<TrainConfig> TrainConfig::from_options(const Options& t) {
   return c;
 }
 
+at::Tensor batch_loss_sum(CausalLM& model, const Batch& batch, c10::Device device, const at::Tensor& head,
+                          bool training) {
+  auto ids = batch.input_ids.to(device), lengths = batch.lengths.to(device), labels = batch.labels.to(device);
+  // The packed layout stays on the host: the model reads cu_seqlens there and copies what the GPU needs.
+  auto hidden = batch.packed() ? model.packed_hidden_states(ids, batch.position_ids, batch.cu_seqlens,
+                                                            batch.max_seqlen, training)
+                               : model.hidden_states(ids, lengths, training);
+  const int64_t h = hidden.size(-1);
+  // Position t predicts token t+1: drop the last hidden state and the first label.
+  auto flat_hidden = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, h});
+  auto flat_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
+  return chunked_linear_cross_entropy(flat_hidden, head, flat_labels);
+}
+
 namespace {
 
 double peak_host_bytes() {
@@ -360,16 +374,7 @@ StepMetrics Trainer::train_step() {
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device_));
   int64_t tokens = 0;
   for (auto& batch : micro) {
-    auto ids = batch.input_ids.to(device_), lengths = batch.lengths.to(device_), labels = batch.labels.to(device_);
-    // The packed layout stays on the host: the model reads cu_seqlens there and copies what the GPU needs.
-    auto hidden = batch.packed() ? model_.packed_hidden_states(ids, batch.position_ids, batch.cu_seqlens,
-                                                               batch.max_seqlen, /*training=*/true)
-                                 : model_.hidden_states(ids, lengths, /*training=*/true);
-    const int64_t h = hidden.size(-1);
-    // Position t predicts token t+1: drop the last hidden state and the first label.
-    auto flat_hidden = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, h});
-    auto flat_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
-    auto loss = chunked_linear_cross_entropy(flat_hidden, model_.lm_head_weight(), flat_labels);
+    auto loss = batch_loss_sum(model_, batch, device_, model_.lm_head_weight(), /*training=*/true);
     if (state_->faults.nonfinite_steps.count(m.step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
     (loss * (scale / static_cast<double>(m.label_tokens))).backward();
     loss_sum += loss.detach();

@@ -8,7 +8,7 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/zeros.h>
 
-#include "loft/framework/chunked_loss.h"
+#include "loft/framework/trainer.h"
 
 namespace loft {
 
@@ -59,15 +59,7 @@ ValidationLoss validation_loss(CausalLM& model, const std::vector<TokenizedExamp
     Batch batch = pack_length > 0 ? collate_packed(part, pad_id, pack_length) : collate(part, pad_id);
     if (batch.label_tokens == 0) continue;
     out.label_tokens += batch.label_tokens;
-    auto ids = batch.input_ids.to(device), lengths = batch.lengths.to(device), labels = batch.labels.to(device);
-    auto hidden = batch.packed() ? model.packed_hidden_states(ids, batch.position_ids, batch.cu_seqlens,
-                                                              batch.max_seqlen, /*training=*/false)
-                                 : model.hidden_states(ids, lengths, /*training=*/false);
-    const int64_t h = hidden.size(-1);
-    // As in training: position t predicts token t+1.
-    auto flat_hidden = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, h});
-    auto flat_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1});
-    loss_sum += chunked_linear_cross_entropy(flat_hidden, head, flat_labels).to(at::kDouble);
+    loss_sum += batch_loss_sum(model, batch, device, head, /*training=*/false).to(at::kDouble);
   }
   TORCH_CHECK(out.label_tokens > 0, "the held-out examples have no label tokens: every response was truncated away");
   out.loss = loss_sum.item<double>() / static_cast<double>(out.label_tokens);

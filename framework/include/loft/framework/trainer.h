@@ -67,6 +67,11 @@ struct StepMetrics {
 Status load_trainable_tensors(const std::vector<std::pair<std::string, at::Tensor>>& params,
                               const std::filesystem::path& file);
 
+// The summed token loss of one batch (position t predicts token t+1) through the chunked loss against `head`: what
+// a training step and the validation loss both compute.
+at::Tensor batch_loss_sum(CausalLM& model, const Batch& batch, c10::Device device, const at::Tensor& head,
+                          bool training);
+
 // The name of the first floating-point tensor of `tensors` that holds a NaN or an infinity, or "" when all are finite.
 // One copy to the host per device the tensors live on.
 std::string first_nonfinite_tensor(const std::vector<std::pair<std::string, at::Tensor>>& tensors);
